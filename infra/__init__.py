@@ -1,0 +1,1 @@
+"""The cloud-pacs Pulumi program and its components."""

@@ -1,0 +1,135 @@
+"""The cloud-pacs Pulumi program: wires the components together and exports the outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.archive import ImagingArchive, ImagingArchiveArgs
+from infra.components.dr import (
+    DisasterRecovery,
+    DisasterRecoveryArgs,
+    backup_role_name,
+    replication_role_name,
+)
+from infra.components.keys import KeyRing, KeyRingArgs
+from infra.components.network import PrivateNetwork, PrivateNetworkArgs
+from infra.config import RTC_SLA_MINUTES, load_settings
+from infra.iam_documents import Account
+
+settings = load_settings()  # raises ConfigError before any resource is declared
+for warning in settings.warnings:
+    pulumi.log.warn(warning)
+
+default_tags = aws.ProviderDefaultTagsArgs(
+    tags={
+        "project": settings.project,
+        "environment": settings.environment,
+        "stack": settings.stack,
+        "managed-by": "pulumi",
+    }
+)
+primary = aws.Provider("primary", region=settings.region, default_tags=default_tags)
+dr_provider = aws.Provider("dr", region=settings.dr_region, default_tags=default_tags)
+in_primary = pulumi.ResourceOptions(provider=primary)
+invoke_primary = pulumi.InvokeOptions(provider=primary)
+
+identity = aws.get_caller_identity(opts=invoke_primary)
+partition = aws.get_partition(opts=invoke_primary)
+account = Account(
+    account_id=identity.account_id,
+    partition=partition.partition,
+    region=settings.region,
+    dns_suffix=partition.dns_suffix,
+)
+zones = settings.availability_zones or tuple(
+    aws.get_availability_zones(
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+        opts=invoke_primary,
+    ).names[:2]
+)
+
+replication_role = replication_role_name(settings.name_prefix)
+backup_role = backup_role_name(settings.name_prefix)
+keys = KeyRing(
+    "keys",
+    KeyRingArgs(
+        account=account,
+        region=settings.region,
+        name_prefix=settings.name_prefix,
+        admin_arns=settings.key_admin_arns,
+        users={"archive": (replication_role,), "backup": (backup_role,)},
+    ),
+    opts=in_primary,
+)
+
+network = PrivateNetwork(
+    "network",
+    PrivateNetworkArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        vpc_cidr=settings.vpc_cidr,
+        availability_zones=zones,
+        allowed_client_cidrs=settings.allowed_client_cidrs,
+        logs_key=keys.keys["logs"],
+        log_retention_days=settings.log_retention_days,
+    ),
+    opts=in_primary,
+)
+
+archive = ImagingArchive(
+    "imaging",
+    ImagingArchiveArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        data_key=keys.keys["archive"],
+        archive_lock=settings.archive_lock,
+        quarantine_lock=settings.quarantine_lock,
+        archive_transition_days=settings.archive_transition_days,
+        inbox_expiration_days=settings.inbox_expiration_days,
+        log_retention_days=settings.log_retention_days,
+    ),
+    opts=in_primary,
+)
+
+dr = DisasterRecovery(
+    "dr",
+    DisasterRecoveryArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        dr_region=settings.dr_region,
+        dr_provider=dr_provider,
+        archive=archive.buckets["archive"],
+        archive_key=keys.keys["archive"],
+        backup_key=keys.keys["backup"],
+        archive_lock=settings.archive_lock,
+        archive_transition_days=settings.archive_transition_days,
+        log_retention_days=settings.log_retention_days,
+        admin_arns=settings.key_admin_arns,
+        backup_interval_hours=settings.backup_interval_hours,
+        backup_retention_days=settings.backup_retention_days,
+    ),
+    opts=in_primary,
+)
+
+pulumi.export("region", settings.region)
+pulumi.export("drRegion", settings.dr_region)
+pulumi.export("vpcId", network.vpc.id)
+pulumi.export("subnetIds", network.subnet_ids)
+pulumi.export("buckets", {purpose: b.bucket.bucket for purpose, b in archive.buckets.items()})
+pulumi.export("replicaBucket", dr.replica.bucket.bucket)
+pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
+pulumi.export("backupVaults", {"primary": dr.vault.name, "dr": dr.dr_vault.name})
+pulumi.export("backupSelectionTag", dr.backup_tag)
+pulumi.export(
+    "recoveryObjectives",
+    {
+        "rpoMinutes": settings.rpo_minutes,
+        "rtoMinutes": settings.rto_minutes,
+        "archiveReplicationSlaMinutes": RTC_SLA_MINUTES,
+        "indexBackupIntervalMinutes": settings.backup_interval_hours * 60,
+        "drRegion": settings.dr_region,
+        "runbook": "docs/runbooks/restore.md",
+    },
+)

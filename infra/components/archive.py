@@ -1,0 +1,103 @@
+"""ImagingArchive: inbox, WORM archive, quarantine, derived and access-log buckets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs
+from infra.config import ObjectLock
+from infra.iam_documents import Account
+
+DATA_BUCKETS: tuple[str, ...] = ("inbox", "archive", "quarantine", "derived")
+# Glacier Instant Retrieval bills 90 days minimum: moving logs there only pays when kept longer.
+_LOG_TRANSITION_DAYS = 90
+
+
+def bucket_name(account: Account, name_prefix: str, purpose: str, region: str) -> str:
+    """Globally unique, readable bucket names: pacs-<env>-<account>-<region>-<purpose>."""
+    name = f"{name_prefix}-{account.account_id}-{region}-{purpose}"
+    if len(name) > 63:
+        raise ValueError(f"bucket name {name!r} is longer than S3's 63 characters")
+    return name
+
+
+@dataclass(frozen=True)
+class ImagingArchiveArgs:
+    """Retention and lifecycle of the imaging buckets."""
+
+    account: Account
+    name_prefix: str
+    data_key: aws.kms.Key
+    archive_lock: ObjectLock
+    quarantine_lock: ObjectLock
+    archive_transition_days: int
+    inbox_expiration_days: int
+    log_retention_days: int
+
+
+class ImagingArchive(pulumi.ComponentResource):
+    """The imaging buckets; every one is a :class:`SecureBucket`."""
+
+    buckets: dict[str, SecureBucket]
+
+    def __init__(
+        self, name: str, args: ImagingArchiveArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloud-pacs:archive:ImagingArchive", name, None, opts)
+        account = args.account
+
+        def named(purpose: str) -> str:
+            return bucket_name(account, args.name_prefix, purpose, account.region)
+
+        logs_transition = (
+            _LOG_TRANSITION_DAYS if args.log_retention_days > 2 * _LOG_TRANSITION_DAYS else None
+        )
+        access_logs = SecureBucket(
+            f"{name}-access-logs",
+            SecureBucketArgs(
+                account=account,
+                bucket_name=named("access-logs"),
+                purpose="access-logs",
+                # S3 server access logging delivers only to SSE-S3 targets, and refuses targets with
+                # a default Object Lock retention; the bucket is still versioned and TLS-only.
+                kms_key=None,
+                lifecycle=Lifecycle(
+                    transition_days=logs_transition,
+                    expiration_days=args.log_retention_days,
+                    noncurrent_expiration_days=30,
+                ),
+                log_delivery_source_buckets=tuple(named(p) for p in DATA_BUCKETS),
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        data_lifecycles = {
+            # Inbox objects are copies: the archive or quarantine holds the evidence long before.
+            "inbox": Lifecycle(
+                expiration_days=args.inbox_expiration_days,
+                noncurrent_expiration_days=args.inbox_expiration_days,
+            ),
+            "archive": Lifecycle(transition_days=args.archive_transition_days),
+            "quarantine": Lifecycle(transition_days=args.archive_transition_days),
+            "derived": Lifecycle(transition_days=args.archive_transition_days),
+        }
+        locks = {"archive": args.archive_lock, "quarantine": args.quarantine_lock}
+        self.buckets = {"access-logs": access_logs}
+        for purpose in DATA_BUCKETS:
+            self.buckets[purpose] = SecureBucket(
+                f"{name}-{purpose}",
+                SecureBucketArgs(
+                    account=account,
+                    bucket_name=named(purpose),
+                    purpose=purpose,
+                    kms_key=args.data_key,
+                    object_lock=locks.get(purpose),
+                    access_log_bucket=access_logs.bucket.bucket,
+                    lifecycle=data_lifecycles[purpose],
+                    deny_version_deletion=purpose == "archive",
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({p: b.bucket.bucket for p, b in self.buckets.items()})

@@ -1,0 +1,373 @@
+"""Stack configuration: one frozen, validated settings object built from Pulumi config.
+
+Every key lives in ``KEYS`` with its default and a description; ``Pulumi.yaml`` declares the same
+keys and defaults (a test keeps the two in step). A bad value raises :class:`ConfigError` naming the
+key, the value and what is allowed, before any resource is declared.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PROJECT = "cloud-pacs"
+
+RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
+RETENTION_MODES: tuple[RetentionMode, ...] = ("COMPLIANCE", "GOVERNANCE")
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
+
+# HIPAA 45 CFR 164.316(b)(2)(i): documentation (audit logs among it) is kept six years.
+HIPAA_RETENTION_DAYS = 2192
+
+# S3 Replication Time Control replicates 99.99 % of objects within 15 minutes: no smaller RPO can be
+# backed by an AWS SLA for the archive.
+RTC_SLA_MINUTES = 15
+
+_REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+_ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
+_ROLE_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
+)
+
+
+class ConfigError(ValueError):
+    """A stack config value is invalid; the message names the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid config {key} = {value!r}: {allowed}")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key: its name in the project namespace, default (as YAML would hold it), doc."""
+
+    name: str
+    default: Any
+    description: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key(
+        "environment", "dev", "Deployment environment; prefixes every resource name (pacs-<env>-…)."
+    ),
+    Key("drRegion", "us-west-2", "AWS region of the disaster-recovery replica and backup copies."),
+    Key("vpcCidr", "10.20.0.0/16", "Private IPv4 CIDR of the VPC (RFC 1918, /16 to /22)."),
+    Key(
+        "availabilityZones",
+        [],
+        "2 or 3 availability zones of aws:region; empty takes the region's first two.",
+    ),
+    Key(
+        "allowedClientCidrs",
+        [],
+        "CIDRs of modalities and partner networks allowed to reach the edge tier (not 0.0.0.0/0).",
+    ),
+    Key(
+        "archiveRetentionMode",
+        "COMPLIANCE",
+        "Object Lock mode of the archive: COMPLIANCE (nobody can shorten it) or GOVERNANCE.",
+    ),
+    Key("archiveRetentionDays", 2555, "Default Object Lock retention of archived objects (days)."),
+    Key(
+        "archiveTransitionDays",
+        90,
+        "Age (days) after which archive and derived objects move to Glacier Instant Retrieval.",
+    ),
+    Key(
+        "inboxExpirationDays",
+        30,
+        "Age (days) after which processed inbox objects expire (archive/quarantine keep copies).",
+    ),
+    Key(
+        "quarantineRetentionDays", 365, "Object Lock (GOVERNANCE) retention of quarantined inputs."
+    ),
+    Key(
+        "logRetentionDays",
+        HIPAA_RETENTION_DAYS,
+        "Retention of CloudWatch log groups and access logs; a CloudWatch-accepted value.",
+    ),
+    Key("rpoMinutes", 15, "Recovery point objective (minutes); sets the backup frequency."),
+    Key("rtoMinutes", 240, "Recovery time objective (minutes) stated in the outputs and runbook."),
+    Key("backupRetentionDays", 35, "How long AWS Backup recovery points are kept (days, >= 7)."),
+    Key(
+        "keyAdminArns",
+        [],
+        "IAM principals that administer (never use) the KMS keys; empty means the account root.",
+    ),
+)
+KEY_NAMES = frozenset(k.name for k in KEYS)
+DEFAULTS: Mapping[str, Any] = {k.name: k.default for k in KEYS}
+
+
+@dataclass(frozen=True)
+class ObjectLock:
+    """Default Object Lock retention of a bucket."""
+
+    mode: RetentionMode
+    days: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated stack settings every component reads."""
+
+    project: str
+    stack: str
+    region: str
+    environment: str
+    dr_region: str
+    vpc_cidr: str
+    availability_zones: tuple[str, ...]
+    allowed_client_cidrs: tuple[str, ...]
+    archive_lock: ObjectLock
+    archive_transition_days: int
+    inbox_expiration_days: int
+    quarantine_lock: ObjectLock
+    log_retention_days: int
+    rpo_minutes: int
+    rto_minutes: int
+    backup_retention_days: int
+    key_admin_arns: tuple[str, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of every physical resource name, short enough for S3's 63-character limit."""
+        return f"pacs-{self.environment}"
+
+    @property
+    def backup_interval_hours(self) -> int:
+        """Hours between AWS Backup runs: AWS Backup schedules at most hourly."""
+        return min(24, max(1, -(-self.rpo_minutes // 60)))
+
+
+def _qualified(key: str) -> str:
+    return f"{PROJECT}:{key}"
+
+
+def _int(key: str, raw: object, lo: int, hi: int) -> int:
+    allowed = f"must be a whole number from {lo} to {hi}"
+    if isinstance(raw, bool):
+        raise ConfigError(_qualified(key), raw, allowed)
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(_qualified(key), raw, allowed) from None
+    if not lo <= value <= hi:
+        raise ConfigError(_qualified(key), raw, allowed)
+    return value
+
+
+def _str_list(key: str, raw: object) -> list[str]:
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError:
+            raise ConfigError(_qualified(key), raw, "must be a list of strings") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(_qualified(key), raw, "must be a list of strings")
+    return value
+
+
+def _region(key: str, raw: object) -> str:
+    value = str(raw).strip()
+    if not _REGION_RE.match(value):
+        raise ConfigError(key, raw, "must be an AWS region name such as us-east-1")
+    return value
+
+
+def _private_cidr(key: str, raw: object) -> str:
+    allowed = "must be a private (RFC 1918) IPv4 CIDR with a prefix length from /16 to /22"
+    try:
+        net = ipaddress.ip_network(str(raw).strip(), strict=True)
+    except ValueError:
+        raise ConfigError(_qualified(key), raw, allowed) from None
+    private = [ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+    if (
+        not isinstance(net, ipaddress.IPv4Network)
+        or not 16 <= net.prefixlen <= 22
+        or not any(net.subnet_of(p) for p in private)
+    ):
+        raise ConfigError(_qualified(key), raw, allowed)
+    return str(net)
+
+
+def _client_cidrs(key: str, raw: object) -> tuple[str, ...]:
+    allowed = "must be a list of IPv4 CIDRs with a prefix length of /8 or longer (never 0.0.0.0/0)"
+    result: list[str] = []
+    for item in _str_list(key, raw):
+        try:
+            net = ipaddress.ip_network(item.strip(), strict=True)
+        except ValueError:
+            raise ConfigError(_qualified(key), item, allowed) from None
+        if not isinstance(net, ipaddress.IPv4Network) or net.prefixlen < 8:
+            raise ConfigError(_qualified(key), item, allowed)
+        result.append(str(net))
+    if len(set(result)) != len(result):
+        raise ConfigError(_qualified(key), raw, "must not repeat a CIDR")
+    return tuple(result)
+
+
+def _zones(key: str, raw: object, region: str) -> tuple[str, ...]:
+    zones = _str_list(key, raw)
+    if not zones:
+        return ()
+    allowed = f"must be 2 or 3 distinct zone names of {region} (e.g. {region}a, {region}b)"
+    zone_re = re.compile(rf"^{re.escape(region)}[a-z]$")
+    if not 2 <= len(zones) <= 3 or len(set(zones)) != len(zones):
+        raise ConfigError(_qualified(key), raw, allowed)
+    for zone in zones:
+        if not zone_re.match(zone):
+            raise ConfigError(_qualified(key), zone, allowed)
+    return tuple(zones)
+
+
+def _choice(key: str, raw: object, choices: tuple[str, ...]) -> str:
+    value = str(raw).strip()
+    if value not in choices:
+        raise ConfigError(_qualified(key), raw, "must be one of " + ", ".join(choices))
+    return value
+
+
+def parse_settings(
+    raw: Mapping[str, object], *, region: object, stack: str, project: str = PROJECT
+) -> Settings:
+    """Validate raw config values (strings as Pulumi passes them, or YAML values) into Settings.
+
+    ``raw`` holds the project-namespace keys without their ``cloud-pacs:`` prefix; missing keys take
+    their defaults. Unknown keys are refused so that a typo never silently falls back to a default.
+    """
+    unknown = sorted(set(raw) - KEY_NAMES)
+    if unknown:
+        raise ConfigError(
+            _qualified(unknown[0]),
+            raw[unknown[0]],
+            "unknown key; known keys: " + ", ".join(sorted(KEY_NAMES)),
+        )
+
+    def get(key: str) -> object:
+        value = raw.get(key)
+        return DEFAULTS[key] if value is None else value
+
+    if region is None or str(region).strip() == "":
+        raise ConfigError(
+            "aws:region", region, "is required: the primary AWS region, e.g. us-east-1"
+        )
+    primary = _region("aws:region", region)
+    dr_region = _region(_qualified("drRegion"), get("drRegion"))
+    if dr_region == primary:
+        raise ConfigError(
+            _qualified("drRegion"), dr_region, f"must differ from aws:region ({primary})"
+        )
+
+    environment = str(get("environment")).strip()
+    if not _ENVIRONMENT_RE.match(environment):
+        raise ConfigError(
+            _qualified("environment"),
+            get("environment"),
+            "must be 2-16 characters of lowercase letters, digits and inner hyphens, "
+            "starting with a letter",
+        )
+
+    warnings: list[str] = []
+    mode = _choice("archiveRetentionMode", get("archiveRetentionMode"), RETENTION_MODES)
+    if mode == "GOVERNANCE":
+        warnings.append(
+            "cloud-pacs:archiveRetentionMode is GOVERNANCE: principals with "
+            "s3:BypassGovernanceRetention can delete archived studies before their retention ends; "
+            "use COMPLIANCE for production archives"
+        )
+    archive_days = _int("archiveRetentionDays", get("archiveRetentionDays"), 1, 36500)
+
+    log_days_raw = get("logRetentionDays")
+    try:
+        log_days = int(str(log_days_raw).strip())
+    except ValueError:
+        log_days = -1
+    if log_days not in LOG_RETENTION_DAYS:
+        raise ConfigError(
+            _qualified("logRetentionDays"),
+            log_days_raw,
+            "must be a retention CloudWatch Logs accepts: "
+            + ", ".join(str(d) for d in LOG_RETENTION_DAYS),
+        )
+    if log_days < HIPAA_RETENTION_DAYS:
+        warnings.append(
+            f"cloud-pacs:logRetentionDays is {log_days}: HIPAA (45 CFR 164.316(b)(2)) expects "
+            f"audit records to be kept six years ({HIPAA_RETENTION_DAYS} days)"
+        )
+
+    rpo = _int("rpoMinutes", get("rpoMinutes"), RTC_SLA_MINUTES, 1440)
+    rto = _int("rtoMinutes", get("rtoMinutes"), 15, 10080)
+
+    admin_arns = tuple(_str_list("keyAdminArns", get("keyAdminArns")))
+    for arn in admin_arns:
+        if not _ROLE_ARN_RE.match(arn):
+            raise ConfigError(
+                _qualified("keyAdminArns"),
+                arn,
+                "must be IAM role, user or account-root ARNs (arn:aws:iam::123456789012:role/Name)",
+            )
+
+    return Settings(
+        project=project,
+        stack=stack,
+        region=primary,
+        environment=environment,
+        dr_region=dr_region,
+        vpc_cidr=_private_cidr("vpcCidr", get("vpcCidr")),
+        availability_zones=_zones("availabilityZones", get("availabilityZones"), primary),
+        allowed_client_cidrs=_client_cidrs("allowedClientCidrs", get("allowedClientCidrs")),
+        archive_lock=ObjectLock(mode=mode, days=archive_days),  # type: ignore[arg-type]
+        archive_transition_days=_int(
+            "archiveTransitionDays", get("archiveTransitionDays"), 1, 3650
+        ),
+        inbox_expiration_days=_int("inboxExpirationDays", get("inboxExpirationDays"), 7, 3650),
+        quarantine_lock=ObjectLock(
+            mode="GOVERNANCE",
+            days=_int("quarantineRetentionDays", get("quarantineRetentionDays"), 1, 36500),
+        ),
+        log_retention_days=log_days,
+        rpo_minutes=rpo,
+        rto_minutes=rto,
+        backup_retention_days=_int("backupRetentionDays", get("backupRetentionDays"), 7, 36500),
+        key_admin_arns=admin_arns,
+        warnings=tuple(warnings),
+    )
+
+
+def load_settings(
+    get_config: Callable[[str], object] | None = None,
+    present_keys: Callable[[], set[str]] | None = None,
+) -> Settings:
+    """Build Settings from the running Pulumi program's config (no resources are declared)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    lookup = get_config or runtime_config.get_config
+    keys = (
+        present_keys()
+        if present_keys
+        else set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    )
+    prefix = f"{PROJECT}:"
+    raw = {k[len(prefix) :]: lookup(k) for k in keys if k.startswith(prefix)}
+    return parse_settings(
+        raw,
+        region=lookup("aws:region"),
+        stack=pulumi.get_stack(),
+        project=pulumi.get_project(),
+    )

@@ -1,0 +1,1 @@
+"""AWS Lambda handlers and their pure cores (no Pulumi here; pydicom stays out of infra/)."""

@@ -1,0 +1,1 @@
+"""pacs-kit: the command line of cloud-pacs-kit."""
