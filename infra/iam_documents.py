@@ -170,13 +170,28 @@ def cloudwatch_logs_key_statement(account: Account, region: str) -> Statement:
     }
 
 
-def cloudtrail_key_statement(account: Account) -> Statement:
+def cloudtrail_key_statements(account: Account) -> list[Statement]:
     """CloudTrail encrypts this account's trails with the key (and nobody else's)."""
+    return [
+        {
+            # DescribeKey carries no encryption context, so it gets its own statement.
+            "Sid": "CloudTrailDescribesKey",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "kms:DescribeKey",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+        },
+        _cloudtrail_encrypt_statement(account),
+    ]
+
+
+def _cloudtrail_encrypt_statement(account: Account) -> Statement:
     return {
         "Sid": "CloudTrailEncryptsOwnTrails",
         "Effect": "Allow",
         "Principal": {"Service": "cloudtrail.amazonaws.com"},
-        "Action": ["kms:DescribeKey", "kms:GenerateDataKey"],
+        "Action": "kms:GenerateDataKey",
         "Resource": "*",
         "Condition": {
             "StringEquals": {"aws:SourceAccount": account.account_id},
@@ -220,7 +235,7 @@ def bucket_policy(
             "Principal": "*",
             "Action": _TLS_STATEMENTS_ACTION,
             "Resource": [arn, objects],
-            "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}},
         },
     ]
     if kms_key_arn is not None:
@@ -384,7 +399,6 @@ def service_trust_policy(
 
 def flow_logs_role_policy(account: Account, log_group_arn: str) -> Document:
     """VPC Flow Logs may write to its one log group and nothing else."""
-    all_groups = f"arn:{account.partition}:logs:{account.region}:{account.account_id}:log-group:*"
     return document(
         {
             "Sid": "WriteFlowLogRecords",
@@ -393,11 +407,11 @@ def flow_logs_role_policy(account: Account, log_group_arn: str) -> Document:
             "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
         },
         {
-            # DescribeLogGroups has no resource-level scoping beyond the account's log groups.
+            # DescribeLogGroups supports no resource-level permission: AWS requires "*".
             "Sid": "FindTheLogGroup",
             "Effect": "Allow",
             "Action": ["logs:DescribeLogGroups"],
-            "Resource": all_groups,
+            "Resource": "*",
         },
     )
 

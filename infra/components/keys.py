@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from infra.iam_documents import (
     Account,
     Statement,
-    cloudtrail_key_statement,
+    cloudtrail_key_statements,
     cloudwatch_logs_key_statement,
     key_policy,
 )
@@ -134,5 +134,5 @@ class KeyRing(pulumi.ComponentResource):
 
 def _service_statements(purpose: str, account: Account, region: str) -> list[Statement]:
     if purpose == "logs":
-        return [cloudwatch_logs_key_statement(account, region), cloudtrail_key_statement(account)]
+        return [cloudwatch_logs_key_statement(account, region), *cloudtrail_key_statements(account)]
     return []

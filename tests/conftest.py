@@ -1,0 +1,62 @@
+"""Shared fixtures: the real program run once under Pulumi's mock runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pacs_kit.program import ProgramRun, Project, Registration, run_program
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def project() -> Project:
+    return Project.load(REPO)
+
+
+@pytest.fixture(scope="session")
+def plan(project: Project) -> ProgramRun:
+    """The default stack (Pulumi.dev.yaml) as `pulumi up` would create it."""
+    return run_program(project, "dev")
+
+
+@pytest.fixture(scope="session")
+def plan_with(project: Project) -> Callable[..., ProgramRun]:
+    """Run the program with the dev stack's config overridden (keys without the namespace)."""
+
+    def run(**overrides: Any) -> ProgramRun:
+        config = project.stack_config("dev")
+        for key, value in overrides.items():
+            config[key if ":" in key else f"cloud-pacs:{key}"] = value
+        return run_program(project, "dev", config=config)
+
+    return run
+
+
+def one(run: ProgramRun, type_token: str, name: str) -> Registration:
+    """The single resource of a type and logical name; fails naming what is missing."""
+    found = [r for r in run.resources if r.type == type_token and r.name == name]
+    assert len(found) == 1, f"expected exactly one {type_token} named {name!r}, found {len(found)}"
+    return found[0]
+
+
+def policy_of(resource: Registration, prop: str = "policy") -> dict[str, Any]:
+    """A JSON policy input parsed into a document."""
+    value = resource.inputs[prop]
+    assert isinstance(value, str), f"{resource.name}: {prop} is not a JSON string"
+    document: dict[str, Any] = json.loads(value)
+    return document
+
+
+def statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    found = [s for s in document["Statement"] if s.get("Sid") == sid]
+    assert found, (
+        f"no statement {sid!r} in policy (has {[s.get('Sid') for s in document['Statement']]})"
+    )
+    result: dict[str, Any] = found[0]
+    return result

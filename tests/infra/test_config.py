@@ -1,0 +1,151 @@
+"""Stack config: defaults, every key's bad values, and failing before any resource exists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+
+from infra.config import DEFAULTS, KEYS, LOG_RETENTION_DAYS, ConfigError, parse_settings
+from pacs_kit.program import PlanMocks, Project, run_program
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse(**raw: object) -> Any:
+    return parse_settings(raw, region="us-east-1", stack="test")
+
+
+def test_defaults_are_the_secure_documented_values() -> None:
+    s = parse()
+    assert s.archive_lock.mode == "COMPLIANCE"
+    assert s.archive_lock.days == 2555
+    assert s.log_retention_days == 2192
+    assert s.rpo_minutes == 15
+    assert s.dr_region == "us-west-2"
+    assert s.quarantine_lock.mode == "GOVERNANCE"
+    assert s.allowed_client_cidrs == ()
+    assert s.warnings == ()
+    assert s.name_prefix == "pacs-dev"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed_fragment"),
+    [
+        ("environment", "Prod", "lowercase"),
+        ("environment", "a", "2-16"),
+        ("environment", "x" * 17, "2-16"),
+        ("environment", "dev-", "inner hyphens"),
+        ("drRegion", "us-east-1", "must differ from aws:region"),
+        ("drRegion", "mars-1", "AWS region"),
+        ("vpcCidr", "8.8.0.0/16", "RFC 1918"),
+        ("vpcCidr", "10.0.0.0/8", "/16 to /22"),
+        ("vpcCidr", "10.0.0.0/24", "/16 to /22"),
+        ("vpcCidr", "10.0.0.1/16", "RFC 1918"),
+        ("vpcCidr", "not-a-cidr", "IPv4 CIDR"),
+        ("availabilityZones", '["us-east-1a"]', "2 or 3"),
+        ("availabilityZones", '["us-east-1a","us-east-1b","us-east-1c","us-east-1d"]', "2 or 3"),
+        ("availabilityZones", '["us-east-1a","us-east-1a"]', "distinct"),
+        ("availabilityZones", '["us-west-2a","us-west-2b"]', "zone names of us-east-1"),
+        ("availabilityZones", "us-east-1a", "list of strings"),
+        ("allowedClientCidrs", '["0.0.0.0/0"]', "never 0.0.0.0/0"),
+        ("allowedClientCidrs", '["10.1.0.0/16","10.1.0.0/16"]', "must not repeat"),
+        ("allowedClientCidrs", '["10.1.0.300/32"]', "IPv4 CIDRs"),
+        ("archiveRetentionMode", "compliance", "COMPLIANCE, GOVERNANCE"),
+        ("archiveRetentionMode", "NONE", "COMPLIANCE, GOVERNANCE"),
+        ("archiveRetentionDays", "0", "from 1 to 36500"),
+        ("archiveRetentionDays", "7y", "whole number"),
+        ("archiveRetentionDays", True, "whole number"),
+        ("archiveTransitionDays", "0", "from 1 to 3650"),
+        ("inboxExpirationDays", "1", "from 7 to 3650"),
+        ("quarantineRetentionDays", "-5", "from 1 to 36500"),
+        ("logRetentionDays", "2190", "2192"),
+        ("logRetentionDays", "0", "CloudWatch Logs accepts"),
+        ("logRetentionDays", "six years", "CloudWatch Logs accepts"),
+        ("rpoMinutes", "5", "from 15 to 1440"),
+        ("rtoMinutes", "1", "from 15 to 10080"),
+        ("backupRetentionDays", "3", "from 7 to 36500"),
+        ("keyAdminArns", '["admin"]', "ARNs"),
+        ("archiveRetentionDay", "10", "unknown key"),
+    ],
+)
+def test_bad_value_names_key_value_and_allowed(
+    key: str, value: object, allowed_fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(**{key: value})
+    message = str(caught.value)
+    assert f"cloud-pacs:{key}" in message, message
+    # A bad list item is named on its own; a bad scalar is quoted whole.
+    shown = json.loads(value) if isinstance(value, str) and value.startswith("[") else [value]
+    assert any(repr(v) in message for v in [value, *shown]), message
+    assert allowed_fragment in message, message
+
+
+def test_missing_region_is_named() -> None:
+    with pytest.raises(ConfigError, match="aws:region"):
+        parse_settings({}, region=None, stack="test")
+
+
+def test_every_cloudwatch_retention_value_is_accepted() -> None:
+    for days in LOG_RETENTION_DAYS:
+        assert parse(logRetentionDays=str(days)).log_retention_days == days
+
+
+def test_governance_archive_is_allowed_only_with_a_warning() -> None:
+    s = parse(archiveRetentionMode="GOVERNANCE")
+    assert s.archive_lock.mode == "GOVERNANCE"
+    assert any("archiveRetentionMode is GOVERNANCE" in w for w in s.warnings), s.warnings
+
+
+def test_short_log_retention_warns_with_the_hipaa_reason() -> None:
+    s = parse(logRetentionDays="365")
+    assert any("164.316" in w for w in s.warnings), s.warnings
+
+
+def test_backup_interval_follows_rpo_within_aws_backup_limits() -> None:
+    assert parse(rpoMinutes="15").backup_interval_hours == 1
+    assert parse(rpoMinutes="61").backup_interval_hours == 2
+    assert parse(rpoMinutes="1440").backup_interval_hours == 24
+
+
+def test_pulumi_yaml_declares_every_key_with_the_same_default() -> None:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    declared = project["config"]
+    assert set(declared) == {k.name for k in KEYS}
+    for key in KEYS:
+        spec = declared[key.name]
+        assert spec.get("description"), f"Pulumi.yaml: {key.name} has no description"
+        assert spec.get("default") == key.default, f"Pulumi.yaml: default of {key.name}"
+
+
+def test_example_stack_values_are_the_documented_defaults() -> None:
+    stack = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
+    ours = {
+        k.removeprefix("cloud-pacs:"): v for k, v in stack.items() if k.startswith("cloud-pacs:")
+    }
+    assert ours == dict(DEFAULTS)
+    assert stack["aws:region"] != ours["drRegion"]
+
+
+class _CountingMocks(PlanMocks):
+    def __init__(self) -> None:
+        super().__init__(region="us-east-1")
+        self.created = 0
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.created += 1
+        return super().new_resource(args)
+
+
+def test_bad_config_fails_before_any_resource_is_declared() -> None:
+    project = Project.load(REPO)
+    config = project.stack_config("dev") | {"cloud-pacs:vpcCidr": "8.8.8.0/24"}
+    mocks = _CountingMocks()
+    with pytest.raises(ConfigError, match="cloud-pacs:vpcCidr"):
+        run_program(project, "dev", mocks=mocks, config=config)
+    assert mocks.created == 0, "resources were declared before the config was validated"
