@@ -286,9 +286,9 @@ def parse_settings(
     mode = _choice("archiveRetentionMode", get("archiveRetentionMode"), RETENTION_MODES)
     if mode == "GOVERNANCE":
         warnings.append(
-            "cloud-pacs:archiveRetentionMode is GOVERNANCE: principals with "
-            "s3:BypassGovernanceRetention can delete archived studies before their retention ends; "
-            "use COMPLIANCE for production archives"
+            "cloud-pacs:archiveRetentionMode is GOVERNANCE: whoever may change the archive's "
+            "bucket policy and holds s3:BypassGovernanceRetention can shorten or remove the "
+            "retention of archived studies; use COMPLIANCE for production archives"
         )
     archive_days = _int("archiveRetentionDays", get("archiveRetentionDays"), 1, 36500)
 

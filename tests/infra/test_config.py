@@ -149,3 +149,9 @@ def test_bad_config_fails_before_any_resource_is_declared() -> None:
     with pytest.raises(ConfigError, match="cloud-pacs:vpcCidr"):
         run_program(project, "dev", mocks=mocks, config=config)
     assert mocks.created == 0, "resources were declared before the config was validated"
+
+
+def test_readme_documents_every_key() -> None:
+    readme = (REPO / "README.md").read_text()
+    for key in KEYS:
+        assert f"| `{key.name}` |" in readme, f"README lacks config key {key.name}"

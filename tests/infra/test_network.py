@@ -10,7 +10,7 @@ import pytest
 from infra.components.network import TIERS, subnet_layout
 from infra.iam_documents import INTERFACE_ENDPOINT_SERVICES
 from pacs_kit.program import MOCK_ACCOUNT_ID, ProgramRun
-from tests.conftest import one, policy_of
+from tests.conftest import one, policy_of, statement
 
 VPC = "aws:ec2/vpc:Vpc"
 SUBNET = "aws:ec2/subnet:Subnet"
@@ -107,7 +107,7 @@ def test_endpoint_policy_pins_resource_account_where_supported(
     plan: ProgramRun, service: str
 ) -> None:
     document = policy_of(one(plan, ENDPOINT, f"network-{service}-endpoint"))
-    own = [s for s in document["Statement"] if s["Sid"] == "OnlyThisAccount"][0]
+    own = statement(document, "OnlyThisAccount")
     assert own["Condition"]["StringEquals"]["aws:ResourceAccount"] == MOCK_ACCOUNT_ID
 
 
@@ -184,5 +184,5 @@ def test_flow_log_role_writes_only_its_group(plan: ProgramRun) -> None:
     assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
     assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == MOCK_ACCOUNT_ID
     document = policy_of(one(plan, "aws:iam/rolePolicy:RolePolicy", "network-flow-logs-policy"))
-    write = [s for s in document["Statement"] if s["Sid"] == "WriteFlowLogRecords"][0]
+    write = statement(document, "WriteFlowLogRecords")
     assert all(":log-group:/pacs-dev/vpc/flow-logs" in r for r in write["Resource"])

@@ -1,4 +1,4 @@
-"""`pacs-kit plan`: the documented JSON, the table, and exit codes, through the real console script."""
+"""`pacs-kit plan` through the real CLI: the documented JSON, the table, exit codes."""
 
 from __future__ import annotations
 
