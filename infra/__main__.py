@@ -41,6 +41,7 @@ account = Account(
     partition=partition.partition,
     region=settings.region,
     dns_suffix=partition.dns_suffix,
+    reverse_dns_prefix=partition.reverse_dns_prefix,
 )
 zones = settings.availability_zones or tuple(
     aws.get_availability_zones(

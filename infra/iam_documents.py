@@ -25,6 +25,7 @@ class Account:
     partition: str
     region: str
     dns_suffix: str = "amazonaws.com"
+    reverse_dns_prefix: str = "com.amazonaws"
 
     @property
     def root_arn(self) -> str:
@@ -36,6 +37,10 @@ class Account:
     def service_endpoint(self, service: str, region: str | None = None) -> str:
         """The name KMS sees in ``kms:ViaService`` for a regional service."""
         return f"{service}.{region or self.region}.{self.dns_suffix}"
+
+    def endpoint_service(self, service: str) -> str:
+        """VPC endpoint service name, e.g. ``com.amazonaws.us-east-1.s3``."""
+        return f"{self.reverse_dns_prefix}.{self.region}.{service}"
 
     def bucket_arn(self, bucket: str) -> str:
         return f"arn:{self.partition}:s3:::{bucket}"

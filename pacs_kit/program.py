@@ -117,6 +117,7 @@ class Registration:
     custom: bool
     inputs: dict[str, Any]
     id: str | None = None
+    protect: bool = False
 
 
 @dataclass
@@ -167,6 +168,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom=bool(request.custom),
                     inputs=_plain(inputs),
                     id=response.id or None,
+                    protect=bool(request.protect),
                 )
             )
         return response

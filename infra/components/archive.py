@@ -97,6 +97,7 @@ class ImagingArchive(pulumi.ComponentResource):
                     access_log_bucket=access_logs.bucket.bucket,
                     lifecycle=data_lifecycles[purpose],
                     deny_version_deletion=purpose == "archive",
+                    protect=purpose in locks,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

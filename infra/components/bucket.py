@@ -42,6 +42,7 @@ class SecureBucketArgs:
     access_log_bucket: pulumi.Input[str] | None = None
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     deny_version_deletion: bool = False
+    protect: bool = False
     log_delivery_source_buckets: tuple[str, ...] = ()
 
 
@@ -66,7 +67,7 @@ class SecureBucket(pulumi.ComponentResource):
             object_lock_enabled=args.object_lock is not None,
             force_destroy=False,
             tags={"purpose": args.purpose, "data-classification": _classification(args)},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.arn = self.bucket.arn
         versioning = aws.s3.BucketVersioning(

@@ -122,6 +122,7 @@ class DisasterRecovery(pulumi.ComponentResource):
                 access_log_bucket=dr_logs.bucket.bucket,
                 lifecycle=Lifecycle(transition_days=args.archive_transition_days),
                 deny_version_deletion=True,
+                protect=True,
             ),
             opts=in_dr,
         )
@@ -188,7 +189,10 @@ class DisasterRecovery(pulumi.ComponentResource):
                     },
                 }
             ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy, self.replica]),
+            # S3 refuses a replication configuration until both buckets are versioned.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[role_policy, self.replica, args.archive]
+            ),
         )
 
         backup_service_role = aws.iam.Role(
@@ -269,7 +273,11 @@ def _locked_vault(
     name: str, vault_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions
 ) -> aws.backup.Vault:
     vault = aws.backup.Vault(
-        name, name=vault_name, kms_key_arn=key.arn, force_destroy=False, opts=opts
+        name,
+        name=vault_name,
+        kms_key_arn=key.arn,
+        force_destroy=False,
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(protect=True)),
     )
     aws.backup.VaultLockConfiguration(
         f"{name}-lock",

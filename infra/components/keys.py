@@ -116,7 +116,8 @@ class KeyRing(pulumi.ComponentResource):
                 deletion_window_in_days=DELETION_WINDOW_DAYS,
                 policy=json.dumps(policy),
                 tags={"purpose": purpose},
-                opts=pulumi.ResourceOptions(parent=self),
+                # `pulumi destroy` must not schedule deletion of the keys that decrypt the archive.
+                opts=pulumi.ResourceOptions(parent=self, protect=True),
             )
             aws.kms.Alias(
                 f"{name}-{purpose}-alias",

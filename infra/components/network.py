@@ -186,7 +186,7 @@ class PrivateNetwork(pulumi.ComponentResource):
             aws.ec2.VpcEndpoint(
                 f"{name}-{service}-endpoint",
                 vpc_id=self.vpc.id,
-                service_name=f"com.amazonaws.{account.region}.{service}",
+                service_name=account.endpoint_service(service),
                 vpc_endpoint_type="Gateway",
                 route_table_ids=[t.id for t in route_tables],
                 policy=json.dumps(endpoint_policy(account, service)),
@@ -197,7 +197,7 @@ class PrivateNetwork(pulumi.ComponentResource):
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}-endpoint",
                 vpc_id=self.vpc.id,
-                service_name=f"com.amazonaws.{account.region}.{service}",
+                service_name=account.endpoint_service(service),
                 vpc_endpoint_type="Interface",
                 private_dns_enabled=True,
                 subnet_ids=self.subnet_ids["app"],

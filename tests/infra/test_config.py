@@ -115,12 +115,17 @@ def test_backup_interval_follows_rpo_within_aws_backup_limits() -> None:
 
 def test_pulumi_yaml_declares_every_key_with_the_same_default() -> None:
     project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
-    declared = project["config"]
+    declared = {k: v for k, v in project["config"].items() if ":" not in k}
     assert set(declared) == {k.name for k in KEYS}
     for key in KEYS:
         spec = declared[key.name]
         assert spec.get("description"), f"Pulumi.yaml: {key.name} has no description"
         assert spec.get("default") == key.default, f"Pulumi.yaml: default of {key.name}"
+
+
+def test_default_providers_are_disabled() -> None:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    assert project["config"]["pulumi:disable-default-providers"] == ["aws"]
 
 
 def test_example_stack_values_are_the_documented_defaults() -> None:

@@ -93,3 +93,20 @@ def test_environment_prefixes_physical_names(
     names = [r.inputs["bucket"] for r in run.of_type("aws:s3/bucket:Bucket")]
     assert names and all(n.startswith(f"pacs-{environment}-") for n in names)
     assert all(len(n) <= 63 for n in names), names
+
+
+def test_keys_worm_buckets_and_vaults_are_protected_from_destroy(plan: ProgramRun) -> None:
+    protected = {r.name for r in plan.resources if r.protect}
+    assert protected == {
+        "keys-archive",
+        "keys-logs",
+        "keys-backup",
+        "keys-signing",
+        "keys-pseudonym",
+        "dr-keys-backup",
+        "imaging-archive",
+        "imaging-quarantine",
+        "dr-replica",
+        "dr-vault",
+        "dr-dr-vault",
+    }
