@@ -7,13 +7,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs
+from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs, access_log_bucket
 from infra.config import ObjectLock
 from infra.iam_documents import Account
 
 DATA_BUCKETS: tuple[str, ...] = ("inbox", "archive", "quarantine", "derived")
-# Glacier Instant Retrieval bills 90 days minimum: moving logs there only pays when kept longer.
-_LOG_TRANSITION_DAYS = 90
 
 
 def bucket_name(account: Account, name_prefix: str, purpose: str, region: str) -> str:
@@ -52,25 +50,12 @@ class ImagingArchive(pulumi.ComponentResource):
         def named(purpose: str) -> str:
             return bucket_name(account, args.name_prefix, purpose, account.region)
 
-        logs_transition = (
-            _LOG_TRANSITION_DAYS if args.log_retention_days > 2 * _LOG_TRANSITION_DAYS else None
-        )
-        access_logs = SecureBucket(
+        access_logs = access_log_bucket(
             f"{name}-access-logs",
-            SecureBucketArgs(
-                account=account,
-                bucket_name=named("access-logs"),
-                purpose="access-logs",
-                # S3 server access logging delivers only to SSE-S3 targets, and refuses targets with
-                # a default Object Lock retention; the bucket is still versioned and TLS-only.
-                kms_key=None,
-                lifecycle=Lifecycle(
-                    transition_days=logs_transition,
-                    expiration_days=args.log_retention_days,
-                    noncurrent_expiration_days=30,
-                ),
-                log_delivery_source_buckets=tuple(named(p) for p in DATA_BUCKETS),
-            ),
+            account,
+            named("access-logs"),
+            retention_days=args.log_retention_days,
+            source_buckets=tuple(named(p) for p in DATA_BUCKETS),
             opts=pulumi.ResourceOptions(parent=self),
         )
         data_lifecycles = {

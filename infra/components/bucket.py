@@ -18,6 +18,8 @@ from infra.iam_documents import Account, bucket_policy
 
 COLD_STORAGE_CLASS = "GLACIER_IR"  # millisecond retrieval: a radiologist can still open a prior
 ABORT_MULTIPART_DAYS = 7
+# Glacier Instant Retrieval bills 90 days minimum: moving logs there only pays when kept longer.
+_LOG_TRANSITION_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,37 @@ class SecureBucket(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
         self.register_outputs({"bucket": self.bucket.bucket, "arn": self.bucket.arn})
+
+
+def access_log_bucket(
+    name: str,
+    account: Account,
+    bucket_name: str,
+    *,
+    retention_days: int,
+    source_buckets: tuple[str, ...],
+    opts: pulumi.ResourceOptions,
+) -> SecureBucket:
+    """The server-access-log target of one region: delivery only from ``source_buckets``."""
+    transition = _LOG_TRANSITION_DAYS if retention_days > 2 * _LOG_TRANSITION_DAYS else None
+    return SecureBucket(
+        name,
+        SecureBucketArgs(
+            account=account,
+            bucket_name=bucket_name,
+            purpose="access-logs",
+            # S3 server access logging delivers only to SSE-S3 targets, and refuses targets with a
+            # default Object Lock retention; the bucket is still versioned and TLS-only.
+            kms_key=None,
+            lifecycle=Lifecycle(
+                transition_days=transition,
+                expiration_days=retention_days,
+                noncurrent_expiration_days=30,
+            ),
+            log_delivery_source_buckets=source_buckets,
+        ),
+        opts=opts,
+    )
 
 
 def _classification(args: SecureBucketArgs) -> str:

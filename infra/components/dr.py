@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components.archive import bucket_name
-from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs
+from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs, access_log_bucket
 from infra.components.keys import KeyRing, KeyRingArgs
 from infra.config import RTC_SLA_MINUTES, ObjectLock
 from infra.iam_documents import Account, replication_role_policy, service_trust_policy
@@ -97,18 +97,12 @@ class DisasterRecovery(pulumi.ComponentResource):
         def named(purpose: str) -> str:
             return bucket_name(account, args.name_prefix, purpose, args.dr_region)
 
-        dr_logs = SecureBucket(
+        dr_logs = access_log_bucket(
             f"{name}-access-logs",
-            SecureBucketArgs(
-                account=account,
-                bucket_name=named("access-logs"),
-                purpose="access-logs",
-                kms_key=None,  # S3 log delivery needs SSE-S3 (see ImagingArchive)
-                lifecycle=Lifecycle(
-                    expiration_days=args.log_retention_days, noncurrent_expiration_days=30
-                ),
-                log_delivery_source_buckets=(named("replica"),),
-            ),
+            account,
+            named("access-logs"),
+            retention_days=args.log_retention_days,
+            source_buckets=(named("replica"),),
             opts=in_dr,
         )
         self.replica = SecureBucket(

@@ -195,8 +195,9 @@ def test_inbox_expires_long_after_processing(plan_with: Callable[..., ProgramRun
     assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": 45}
 
 
-def test_access_logs_are_kept_for_the_log_retention(plan: ProgramRun) -> None:
-    rule = lifecycle(plan, "imaging-access-logs")
+@pytest.mark.parametrize("bucket", ["imaging-access-logs", "dr-access-logs"])
+def test_access_logs_are_kept_for_the_log_retention(plan: ProgramRun, bucket: str) -> None:
+    rule = lifecycle(plan, bucket)
     assert rule["expiration"] == {"days": 2192}
     assert rule["transitions"] == [{"days": 90, "storageClass": "GLACIER_IR"}]
 
