@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# `pulumi up` runs this file by path: keep `infra` importable even without `pip install -e .`
+_REPO = str(Path(__file__).resolve().parent.parent)
+if _REPO not in sys.path:
+    sys.path.insert(0, _REPO)
+
 import pulumi
 import pulumi_aws as aws
 
