@@ -20,6 +20,12 @@ from infra.components.dr import (
     backup_role_name,
     replication_role_name,
 )
+from infra.components.ingest import (
+    IngestPipeline,
+    IngestPipelineArgs,
+    ingest_role_name,
+    verify_role_name,
+)
 from infra.components.keys import KeyRing, KeyRingArgs
 from infra.components.network import PrivateNetwork, PrivateNetworkArgs
 from infra.config import RTC_SLA_MINUTES, load_settings
@@ -61,6 +67,8 @@ zones = settings.availability_zones or tuple(
 
 replication_role = replication_role_name(settings.name_prefix)
 backup_role = backup_role_name(settings.name_prefix)
+ingest_role = ingest_role_name(settings.name_prefix)
+verify_role = verify_role_name(settings.name_prefix)
 keys = KeyRing(
     "keys",
     KeyRingArgs(
@@ -68,7 +76,12 @@ keys = KeyRing(
         region=settings.region,
         name_prefix=settings.name_prefix,
         admin_arns=settings.key_admin_arns,
-        users={"archive": (replication_role,), "backup": (backup_role,)},
+        users={
+            "archive": (replication_role, ingest_role, verify_role),
+            "backup": (backup_role,),
+            "signing": (ingest_role, verify_role),
+            "pseudonym": (ingest_role,),
+        },
     ),
     opts=in_primary,
 )
@@ -122,6 +135,35 @@ dr = DisasterRecovery(
     opts=in_primary,
 )
 
+ingest = IngestPipeline(
+    "ingest",
+    IngestPipelineArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        inbox=archive.buckets["inbox"],
+        archive=archive.buckets["archive"],
+        quarantine=archive.buckets["quarantine"],
+        data_key=keys.keys["archive"],
+        signing_key=keys.keys["signing"],
+        pseudonym_key=keys.keys["pseudonym"],
+        logs_key=keys.keys["logs"],
+        vpc_id=network.vpc.id,
+        subnet_ids=network.subnet_ids["app"],
+        endpoint_security_group_id=network.endpoint_security_group.id,
+        gateway_prefix_list_ids=list(network.gateway_prefix_list_ids.values()),
+        backup_tag=dr.backup_tag,
+        log_retention_days=settings.log_retention_days,
+        max_object_mib=settings.ingest_max_object_mib,
+        max_receive_count=settings.ingest_max_receive_count,
+        reserved_concurrency=settings.ingest_reserved_concurrency,
+        transfer_syntaxes=settings.ingest_transfer_syntaxes,
+        sop_classes=settings.ingest_sop_classes,
+        verify_sample_size=settings.verify_sample_size,
+        verify_reserved_concurrency=settings.verify_reserved_concurrency,
+    ),
+    opts=in_primary,
+)
+
 pulumi.export("region", settings.region)
 pulumi.export("drRegion", settings.dr_region)
 pulumi.export("vpcId", network.vpc.id)
@@ -131,6 +173,14 @@ pulumi.export("replicaBucket", dr.replica.bucket.bucket)
 pulumi.export("keyArns", {purpose: key.arn for purpose, key in keys.keys.items()})
 pulumi.export("backupVaults", {"primary": dr.vault.name, "dr": dr.dr_vault.name})
 pulumi.export("backupSelectionTag", dr.backup_tag)
+pulumi.export("ingestQueueUrl", ingest.queue.url)
+pulumi.export("ingestDeadLetterQueueUrl", ingest.dead_letter_queue.url)
+pulumi.export(
+    "tables",
+    {"index": ingest.index_table.name, "idempotency": ingest.idempotency_table.name},
+)
+pulumi.export("functions", {f: fn.name for f, fn in ingest.functions.items()})
+pulumi.export("operationsTopicArn", ingest.operations_topic.arn)
 pulumi.export(
     "recoveryObjectives",
     {

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from lambdas.settings import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_VERIFY_SAMPLE_SIZE
+
 PROJECT = "cloud-pacs"
 
 RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
@@ -31,6 +33,16 @@ HIPAA_RETENTION_DAYS = 2192
 # S3 Replication Time Control replicates 99.99 % of objects within 15 minutes: no smaller RPO can be
 # backed by an AWS SLA for the archive.
 RTC_SLA_MINUTES = 15
+
+MIB = 1024**2
+# The ingest function server-side copies objects with CopyObject, which copies at most 5 GiB.
+MAX_OBJECT_MIB = 5 * 1024
+# DICOM PS3.5 UI value representation: dot-separated numbers without leading zeros, <= 64 chars.
+_UID_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+UID_MAX_LENGTH = 64
+# Lambda allows 4 KB of environment variables per function, and the other variables (bucket names,
+# key ARNs, tables) take up to about 700 bytes: the two UID lists may take 3 KB.
+UID_LISTS_MAX_BYTES = 3072
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
@@ -106,6 +118,37 @@ KEYS: tuple[Key, ...] = (
         [],
         "IAM principals that administer (never use) the KMS keys; empty means the account root.",
     ),
+    Key(
+        "ingestMaxObjectMiB",
+        DEFAULT_MAX_OBJECT_BYTES // MIB,
+        "Largest inbox object the ingest function accepts, in MiB (1-5120: CopyObject's 5 GiB).",
+    ),
+    Key(
+        "ingestMaxReceiveCount",
+        5,
+        "Deliveries of an inbox event before it moves to the dead-letter queue (1-20).",
+    ),
+    Key(
+        "ingestReservedConcurrency",
+        10,
+        "Concurrency reserved for the ingest function; also the SQS event source's maximum.",
+    ),
+    Key(
+        "ingestTransferSyntaxes",
+        [],
+        "Transfer syntax UIDs the ingest function accepts; empty takes its built-in list.",
+    ),
+    Key(
+        "ingestSopClasses",
+        [],
+        "SOP class UIDs the ingest function accepts; empty takes its built-in storage list.",
+    ),
+    Key(
+        "verifySampleSize",
+        DEFAULT_VERIFY_SAMPLE_SIZE,
+        "Archived instances the daily verify run re-reads and checks against their signature.",
+    ),
+    Key("verifyReservedConcurrency", 1, "Concurrency reserved for the verify function (1-10)."),
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 DEFAULTS: Mapping[str, Any] = {k.name: k.default for k in KEYS}
@@ -140,6 +183,13 @@ class Settings:
     rto_minutes: int
     backup_retention_days: int
     key_admin_arns: tuple[str, ...]
+    ingest_max_object_mib: int
+    ingest_max_receive_count: int
+    ingest_reserved_concurrency: int
+    ingest_transfer_syntaxes: tuple[str, ...]
+    ingest_sop_classes: tuple[str, ...]
+    verify_sample_size: int
+    verify_reserved_concurrency: int
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -235,6 +285,20 @@ def _zones(key: str, raw: object, region: str) -> tuple[str, ...]:
     return tuple(zones)
 
 
+def _uids(key: str, raw: object) -> tuple[str, ...]:
+    allowed = (
+        f"must be a list of distinct DICOM UIDs (digits and dots, no leading zeros, at most "
+        f"{UID_MAX_LENGTH} characters); empty takes the function's built-in list"
+    )
+    uids = [u.strip() for u in _str_list(key, raw)]
+    for uid in uids:
+        if len(uid) > UID_MAX_LENGTH or not _UID_RE.fullmatch(uid):
+            raise ConfigError(_qualified(key), uid, allowed)
+    if len(set(uids)) != len(uids):
+        raise ConfigError(_qualified(key), raw, allowed)
+    return tuple(uids)
+
+
 def _choice(key: str, raw: object, choices: tuple[str, ...]) -> str:
     value = str(raw).strip()
     if value not in choices:
@@ -322,6 +386,19 @@ def parse_settings(
                 "must be IAM role, user or account-root ARNs (arn:aws:iam::123456789012:role/Name)",
             )
 
+    transfer_syntaxes = _uids("ingestTransferSyntaxes", get("ingestTransferSyntaxes"))
+    sop_classes = _uids("ingestSopClasses", get("ingestSopClasses"))
+    # Both lists travel comma-separated in the function's environment (4 KB in all).
+    env_bytes = len(",".join(transfer_syntaxes)) + len(",".join(sop_classes))
+    if env_bytes > UID_LISTS_MAX_BYTES:
+        raise ConfigError(
+            _qualified("ingestSopClasses"),
+            get("ingestSopClasses"),
+            f"together with ingestTransferSyntaxes must fit in {UID_LISTS_MAX_BYTES} bytes of the "
+            f"function's environment (Lambda allows 4 KB), not {env_bytes}; leave it empty to "
+            "take the function's built-in list",
+        )
+
     return Settings(
         project=project,
         stack=stack,
@@ -345,6 +422,20 @@ def parse_settings(
         rto_minutes=rto,
         backup_retention_days=_int("backupRetentionDays", get("backupRetentionDays"), 7, 36500),
         key_admin_arns=admin_arns,
+        ingest_max_object_mib=_int(
+            "ingestMaxObjectMiB", get("ingestMaxObjectMiB"), 1, MAX_OBJECT_MIB
+        ),
+        ingest_max_receive_count=_int("ingestMaxReceiveCount", get("ingestMaxReceiveCount"), 1, 20),
+        # SQS event sources scale from 2 to 1000 concurrent invocations.
+        ingest_reserved_concurrency=_int(
+            "ingestReservedConcurrency", get("ingestReservedConcurrency"), 2, 1000
+        ),
+        ingest_transfer_syntaxes=transfer_syntaxes,
+        ingest_sop_classes=sop_classes,
+        verify_sample_size=_int("verifySampleSize", get("verifySampleSize"), 1, 10000),
+        verify_reserved_concurrency=_int(
+            "verifyReservedConcurrency", get("verifyReservedConcurrency"), 1, 10
+        ),
         warnings=tuple(warnings),
     )
 

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.settings import ARCHIVE_PREFIX
+
 Document = dict[str, Any]
 Statement = dict[str, Any]
 
@@ -94,6 +96,16 @@ KEY_USE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+# What a deployer needs, through a service only, to create a resource encrypted under a key.
+DEPLOY_THROUGH_SERVICE_ACTIONS: tuple[str, ...] = (
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+)
+
+
 def key_policy(
     account: Account,
     *,
@@ -104,22 +116,46 @@ def key_policy(
     via_services: Sequence[str],
     grants_for_aws_resources: bool,
     service_statements: Sequence[Statement] = (),
+    deployed_via_services: Sequence[str] = (),
 ) -> Document:
     """Key policy separating administration from use.
 
     Use is granted only to the stack's named roles (``aws:PrincipalArn``; the principal is the
     account so the policy is valid before the roles exist) and, for keys that protect data at rest,
-    only through the services that hold the data (``kms:ViaService``).
+    only through the services that hold the data (``kms:ViaService``). ``deployed_via_services``
+    names the services whose resources the administrators (who run ``pulumi up``) create encrypted
+    under the key; they get the key only through those services, never directly.
     """
+    admins = sorted(admin_arns) or [account.root_arn]
     statements: list[Statement] = [
         {
             "Sid": "KeyAdministrationWithoutUse",
             "Effect": "Allow",
-            "Principal": {"AWS": sorted(admin_arns) or [account.root_arn]},
+            "Principal": {"AWS": admins},
             "Action": list(KEY_ADMIN_ACTIONS),
             "Resource": "*",
         }
     ]
+    if deployed_via_services:
+        statements.append(
+            {
+                # DynamoDB (CreateTable) and Lambda (encrypted environment variables) create their
+                # grants and data keys with the credentials of whoever declares the resource.
+                "Sid": "KeyAdministratorsDeployEncryptedResourcesThroughServices",
+                "Effect": "Allow",
+                "Principal": {"AWS": admins},
+                "Action": list(DEPLOY_THROUGH_SERVICE_ACTIONS),
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": {
+                        "kms:CallerAccount": account.account_id,
+                        "kms:ViaService": sorted(
+                            account.service_endpoint(s, region) for s in deployed_via_services
+                        ),
+                    }
+                },
+            }
+        )
     if user_role_arns:
         condition: dict[str, dict[str, Any]] = {
             "ArnEquals": {"aws:PrincipalArn": sorted(user_role_arns)},
@@ -209,9 +245,75 @@ def _cloudtrail_encrypt_statement(account: Account) -> Statement:
     }
 
 
+def s3_notifications_key_statement(account: Account) -> Statement:
+    """S3 encrypts this account's event notifications into queues protected by the key."""
+    return {
+        "Sid": "S3EncryptsEventNotificationsOfThisAccount",
+        "Effect": "Allow",
+        "Principal": {"Service": "s3.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account.account_id}},
+    }
+
+
+def cloudwatch_alarms_key_statement(account: Account, region: str) -> Statement:
+    """CloudWatch alarms of this account publish to SNS topics encrypted with the key."""
+    return {
+        "Sid": "CloudWatchAlarmsPublishToEncryptedTopics",
+        "Effect": "Allow",
+        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"aws:SourceAccount": account.account_id},
+            "ArnLike": {
+                "aws:SourceArn": (
+                    f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*"
+                )
+            },
+        },
+    }
+
+
 # ---------------------------------------------------------------------------------------------- S3
 
 _TLS_STATEMENTS_ACTION = "s3:*"
+
+
+def allow_service_for_sources(
+    sid: str,
+    account: Account,
+    *,
+    service: str,
+    action: str,
+    resource: str,
+    source_arns: str | list[str],
+) -> Statement:
+    """Resource-policy statement: an AWS service may act only for these resources of the account."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": action,
+        "Resource": resource,
+        "Condition": {
+            "ArnLike": {"aws:SourceArn": source_arns},
+            "StringEquals": {"aws:SourceAccount": account.account_id},
+        },
+    }
+
+
+def deny_insecure_transport(action: str, resource: str | list[str]) -> Statement:
+    """Resource-policy statement refusing every request made without TLS."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def bucket_policy(
@@ -226,14 +328,7 @@ def bucket_policy(
     arn = account.bucket_arn(bucket)
     objects = f"{arn}/*"
     statements: list[Statement] = [
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": _TLS_STATEMENTS_ACTION,
-            "Resource": [arn, objects],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        deny_insecure_transport(_TLS_STATEMENTS_ACTION, [arn, objects]),
         {
             "Sid": "DenyTlsOlderThan12",
             "Effect": "Deny",
@@ -297,21 +392,14 @@ def bucket_policy(
         )
     if log_delivery_source_buckets:
         statements.append(
-            {
-                "Sid": "AllowServerAccessLogDeliveryFromStackBuckets",
-                "Effect": "Allow",
-                "Principal": {"Service": "logging.s3.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": objects,
-                "Condition": {
-                    "ArnLike": {
-                        "aws:SourceArn": sorted(
-                            account.bucket_arn(b) for b in log_delivery_source_buckets
-                        )
-                    },
-                    "StringEquals": {"aws:SourceAccount": account.account_id},
-                },
-            }
+            allow_service_for_sources(
+                "AllowServerAccessLogDeliveryFromStackBuckets",
+                account,
+                service="logging.s3.amazonaws.com",
+                action="s3:PutObject",
+                resource=objects,
+                source_arns=sorted(account.bucket_arn(b) for b in log_delivery_source_buckets),
+            )
         )
     return {"Version": VERSION, "Statement": statements}
 
@@ -471,3 +559,241 @@ def endpoint_policy(account: Account, service: str) -> Document:
             }
         )
     return document(*statements)
+
+
+# ----------------------------------------------------------------------------- Ingest, SQS, SNS
+
+
+def _partition(arn: str) -> str:
+    """The partition (``aws``, ``aws-us-gov``, ``aws-cn``) of an ARN."""
+    parts = arn.split(":")
+    if len(parts) < 6 or parts[0] != "arn" or not parts[1]:
+        raise ValueError(f"not an ARN: {arn!r}")
+    return parts[1]
+
+
+def _bucket(partition: str, bucket: str) -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def _objects(partition: str, bucket: str, prefix: str = "") -> str:
+    return f"{_bucket(partition, bucket)}/{prefix}*"
+
+
+def _own_log_group_statement(log_group_arn: str) -> Statement:
+    # The function writes only to the group the stack created for it (KMS, retention).
+    return {
+        "Sid": "WriteOnlyTheFunctionsOwnLogGroup",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": f"{log_group_arn}:*",
+    }
+
+
+def _missing_archive_keys_statement(partition: str, archive_bucket: str) -> Statement:
+    return {
+        # Without ListBucket, S3 answers 403 instead of 404 for a key that does not exist, and the
+        # functions could not tell "not archived yet" or "missing" from "forbidden".
+        "Sid": "TellMissingArchiveKeysFromForbiddenOnes",
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": _bucket(partition, archive_bucket),
+    }
+
+
+@dataclass(frozen=True)
+class IngestResources:
+    """The exact buckets, queue, keys, tables and log group the ingest function touches."""
+
+    inbox_bucket: str
+    archive_bucket: str
+    quarantine_bucket: str
+    queue_arn: str
+    data_key_arn: str
+    signing_key_arn: str
+    pseudonym_key_arn: str
+    index_table_arn: str
+    idempotency_table_arn: str
+    log_group_arn: str
+
+
+def ingest_role_policy(r: IngestResources) -> Document:
+    """The ingest function's whole identity policy: exact actions on exact ARNs, no deletes."""
+    partition = _partition(r.queue_arn)
+    return document(
+        {
+            "Sid": "ReadTheInboxObjectVersionThatArrived",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": _objects(partition, r.inbox_bucket),
+        },
+        {
+            # Accepted instances and their signed sidecars live under the studies prefix only.
+            "Sid": "ArchiveAcceptedInstancesUnderTheStudiesPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+            "Resource": _objects(partition, r.archive_bucket, ARCHIVE_PREFIX),
+        },
+        _missing_archive_keys_statement(partition, r.archive_bucket),
+        {
+            # AbortMultipartUpload: a failed multipart copy of an oversize object cleans up its
+            # parts; it removes no stored object.
+            "Sid": "QuarantineRejectedObjectsWithReasonTags",
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectTagging"],
+            "Resource": _objects(partition, r.quarantine_bucket),
+        },
+        {
+            "Sid": "ConsumeTheIngestQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+            ],
+            "Resource": r.queue_arn,
+        },
+        {
+            "Sid": "SignManifestsWithTheSigningKeyOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Sign"],
+            "Resource": r.signing_key_arn,
+        },
+        {
+            "Sid": "PseudonymizePatientIdsWithThePseudonymKeyOnly",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateMac"],
+            "Resource": r.pseudonym_key_arn,
+        },
+        {
+            # Data keys of the SSE-KMS objects, the encrypted queue and the tables; the key policy
+            # admits these calls only through S3, SQS and DynamoDB.
+            "Sid": "UseTheDataKeyForObjectsQueueAndTables",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": r.data_key_arn,
+        },
+        {
+            "Sid": "ClaimAndCompleteIndexRecords",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+            "Resource": r.index_table_arn,
+        },
+        {
+            # Powertools idempotency deletes its own in-progress record when processing fails.
+            "Sid": "RecordEachObjectVersionOnceForIdempotency",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            "Resource": r.idempotency_table_arn,
+        },
+        _own_log_group_statement(r.log_group_arn),
+    )
+
+
+@dataclass(frozen=True)
+class VerifyResources:
+    """The exact bucket, keys, table and log group the verify function touches.
+
+    ``failure_queue_arn`` is the queue Lambda sends failed asynchronous runs to; Lambda sends with
+    the function's own role, so the role needs to reach it.
+    """
+
+    archive_bucket: str
+    data_key_arn: str
+    signing_key_arn: str
+    index_table_arn: str
+    log_group_arn: str
+    failure_queue_arn: str | None = None
+
+
+def verify_role_policy(r: VerifyResources) -> Document:
+    """The verify function's whole identity policy: it reads and verifies, and writes nothing."""
+    partition = _partition(r.data_key_arn)
+    statements: list[Statement] = [
+        {
+            "Sid": "ReadArchivedInstancesAndSidecars",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": _objects(partition, r.archive_bucket, ARCHIVE_PREFIX),
+        },
+        _missing_archive_keys_statement(partition, r.archive_bucket),
+        {
+            "Sid": "VerifyManifestSignaturesWithTheSigningKey",
+            "Effect": "Allow",
+            "Action": ["kms:GetPublicKey", "kms:Verify"],
+            "Resource": r.signing_key_arn,
+        },
+        {
+            "Sid": "DecryptArchivedObjectsAndIndexRows",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": r.data_key_arn,
+        },
+        {
+            "Sid": "SampleAndReadTheIndex",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Scan"],
+            "Resource": r.index_table_arn,
+        },
+        _own_log_group_statement(r.log_group_arn),
+    ]
+    if r.failure_queue_arn:
+        statements += [
+            {
+                "Sid": "ReportFailedRunsToTheFailureQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": r.failure_queue_arn,
+            },
+            {
+                # The failure queue is encrypted with the data key, so sending needs a data key.
+                "Sid": "EncryptFailureRecordsForTheQueue",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey"],
+                "Resource": r.data_key_arn,
+            },
+        ]
+    return document(*statements)
+
+
+def queue_policy(
+    account: Account, queue_arn: str, *, notifying_buckets: Sequence[str] = ()
+) -> Document:
+    """SQS queue policy: TLS only; optionally S3 event notifications from the named buckets."""
+    statements = [deny_insecure_transport("sqs:*", queue_arn)]
+    if notifying_buckets:
+        statements.append(
+            allow_service_for_sources(
+                "S3EventNotificationsFromTheStackBucketsOnly",
+                account,
+                service="s3.amazonaws.com",
+                action="sqs:SendMessage",
+                resource=queue_arn,
+                source_arns=sorted(account.bucket_arn(b) for b in notifying_buckets),
+            )
+        )
+    return {"Version": VERSION, "Statement": statements}
+
+
+def operations_topic_policy(account: Account, topic_arn: str, region: str) -> Document:
+    """SNS topic policy: TLS only; this account's CloudWatch alarms may publish."""
+    return {
+        "Version": VERSION,
+        "Statement": [
+            deny_insecure_transport("sns:Publish", topic_arn),
+            allow_service_for_sources(
+                "CloudWatchAlarmsOfThisAccountPublish",
+                account,
+                service="cloudwatch.amazonaws.com",
+                action="sns:Publish",
+                resource=topic_arn,
+                source_arns=f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*",
+            ),
+        ],
+    }

@@ -9,9 +9,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from infra.config import ConfigError
+from infra.packaging import LAMBDA_PYTHON, LAYER_ZIP, REPO, REQUIREMENTS
+from pacs_kit import validate
+from pacs_kit.layer import LayerError, build_layer, runtime_interpreter
 from pacs_kit.program import ProgramRun, Project, ProjectError, run_program
 
 EXIT_OK = 0
@@ -76,6 +80,23 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_build_layer(args: argparse.Namespace) -> int:
+    interpreter = args.python or runtime_interpreter()
+    if interpreter is None:
+        print(
+            f"warning: no python{LAMBDA_PYTHON} found: the layer ships without byte code and "
+            "every cold start compiles it (pass --python)",
+            file=sys.stderr,
+        )
+    try:
+        built = build_layer(args.out, compile_with=interpreter)
+    except LayerError as exc:
+        print(f"pacs-kit build-layer: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{built.path}  sha256 {built.sha256}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pacs-kit", description="cloud-pacs-kit: plan, check and operate the PACS stack."
@@ -91,6 +112,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help='print {"resources": [{urn, type, name, props}]}'
     )
     plan.set_defaults(handler=_cmd_plan)
+    validate.add_command(commands)
+    layer = commands.add_parser(
+        "build-layer",
+        help="build the functions' Lambda layer zip, reproducibly (run before `pulumi up`)",
+        description=f"pip-install the pins of {REQUIREMENTS} for the functions' runtime and zip "
+        "them with fixed timestamps and sorted entries.",
+    )
+    layer.add_argument(
+        "--out", type=Path, default=REPO / LAYER_ZIP, help=f"zip to write (default {LAYER_ZIP})"
+    )
+    layer.add_argument(
+        "--python",
+        metavar="PATH",
+        help=f"Python {LAMBDA_PYTHON} interpreter that byte-compiles the layer "
+        f"(default: python{LAMBDA_PYTHON} on PATH, if any)",
+    )
+    layer.set_defaults(handler=_cmd_build_layer)
     return parser
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi import asset
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.config import set_all_config
@@ -118,6 +119,9 @@ class Registration:
     inputs: dict[str, Any]
     id: str | None = None
     protect: bool = False
+    # What the mocks answered (inputs plus derived ids, ARNs, names), and the URNs it waits for.
+    outputs: dict[str, Any] = field(default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +156,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object)
+        outputs = rpc.deserialize_properties(response.object)
         with self._lock:
             parent_urn, parent_type = self._real.get(request.parent, ("", ""))
             qualified = f"{parent_type}${request.type}" if parent_type else request.type
@@ -169,6 +174,10 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     inputs=_plain(inputs),
                     id=response.id or None,
                     protect=bool(request.protect),
+                    outputs=_plain(outputs),
+                    dependencies=sorted(
+                        self._real.get(d, (d, ""))[0] for d in request.dependencies
+                    ),
                 )
             )
         return response
@@ -181,6 +190,19 @@ def request_stack(mock_urn: str) -> str:
 
 def _plain(value: Any) -> Any:
     """Inputs as JSON-ready values (the mock runtime hands back dicts, lists and scalars)."""
+    # Assets and archives by what they name, so a plan is the same from one run to the next.
+    if isinstance(value, asset.AssetArchive):
+        return {"assetArchive": {k: _plain(v) for k, v in sorted(value.assets.items())}}
+    if isinstance(value, asset.FileAsset):
+        return {"fileAsset": str(value.path)}
+    if isinstance(value, asset.FileArchive):
+        return {"fileArchive": str(value.path)}
+    if isinstance(value, asset.StringAsset):
+        return {"stringAsset": value.text}
+    if isinstance(value, asset.RemoteAsset):
+        return {"remoteAsset": value.uri}
+    if isinstance(value, asset.RemoteArchive):
+        return {"remoteArchive": value.uri}
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if not k.startswith("__")}
     if isinstance(value, list | tuple):
@@ -197,6 +219,17 @@ class _WarningCollector(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+
+
+# Resources whose id is their name, and the ARN AWS gives them.
+_NAMED_ARNS: dict[str, str] = {
+    "aws:iam/role:Role": "arn:aws:iam::{acct}:role/{name}",
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{acct}:log-group:{name}",
+    "aws:backup/vault:Vault": "arn:aws:backup:{region}:{acct}:backup-vault:{name}",
+    "aws:dynamodb/table:Table": "arn:aws:dynamodb:{region}:{acct}:table/{name}",
+    "aws:lambda/function:Function": "arn:aws:lambda:{region}:{acct}:function:{name}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{region}:{acct}:rule/{name}",
+}
 
 
 class PlanMocks(pulumi_mocks.Mocks):
@@ -259,10 +292,12 @@ class PlanMocks(pulumi_mocks.Mocks):
                 f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
             )
             state.update(keyId=resource_id, arn=f"arn:aws:kms:{region}:{acct}:key/{resource_id}")
-        elif typ == "aws:iam/role:Role":
-            role = inputs.get("name") or resource_id
-            resource_id = role
-            state.update(name=role, arn=f"arn:aws:iam::{acct}:role/{role}")
+        elif typ in _NAMED_ARNS:
+            name = inputs.get("name") or resource_id
+            resource_id = name
+            state.update(
+                name=name, arn=_NAMED_ARNS[typ].format(region=region, acct=acct, name=name)
+            )
         elif typ == "aws:ec2/vpc:Vpc":
             resource_id = f"vpc-{digest[:17]}"
             state.update(
@@ -270,14 +305,22 @@ class PlanMocks(pulumi_mocks.Mocks):
                 defaultSecurityGroupId=f"sg-{digest[:17]}",
                 arn=f"arn:aws:ec2:{region}:{acct}:vpc/{resource_id}",
             )
-        elif typ == "aws:cloudwatch/logGroup:LogGroup":
-            group = inputs.get("name") or resource_id
-            resource_id = group
-            state.update(name=group, arn=f"arn:aws:logs:{region}:{acct}:log-group:{group}")
-        elif typ == "aws:backup/vault:Vault":
-            vault = inputs.get("name") or resource_id
-            resource_id = vault
-            state.update(name=vault, arn=f"arn:aws:backup:{region}:{acct}:backup-vault:{vault}")
+        elif typ == "aws:ec2/vpcEndpoint:VpcEndpoint":
+            resource_id = f"vpce-{digest[:17]}"
+            if inputs.get("vpcEndpointType") == "Gateway":
+                state.update(prefixListId=f"pl-{digest[:8]}")
+        elif typ == "aws:sqs/queue:Queue":
+            queue = inputs.get("name") or resource_id
+            resource_id = f"https://sqs.{region}.amazonaws.com/{acct}/{queue}"
+            state.update(name=queue, url=resource_id, arn=f"arn:aws:sqs:{region}:{acct}:{queue}")
+        elif typ == "aws:lambda/layerVersion:LayerVersion":
+            layer = f"arn:aws:lambda:{region}:{acct}:layer:{inputs.get('layerName')}"
+            resource_id = f"{layer}:1"
+            state.update(arn=resource_id, layerArn=layer, version="1")
+        elif typ == "aws:sns/topic:Topic":
+            topic = inputs.get("name") or resource_id
+            resource_id = f"arn:aws:sns:{region}:{acct}:{topic}"
+            state.update(name=topic, arn=resource_id)
         else:
             service = typ.split(":")[1].split("/")[0]
             state.setdefault("arn", f"arn:aws:{service}:{region}:{acct}:{args.name}")

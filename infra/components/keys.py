@@ -13,8 +13,10 @@ from infra.iam_documents import (
     Account,
     Statement,
     cloudtrail_key_statements,
+    cloudwatch_alarms_key_statement,
     cloudwatch_logs_key_statement,
     key_policy,
+    s3_notifications_key_statement,
 )
 
 DELETION_WINDOW_DAYS = 30  # the longest AWS allows: a scheduled deletion stays reversible
@@ -31,14 +33,18 @@ class KeyPurpose:
     via_services: tuple[str, ...] = ()
     # AWS services that create grants on the key for resources they manage (e.g. AWS Backup).
     grants_for_aws_resources: bool = False
+    # Services whose encrypted resources the administrators declare with `pulumi up`.
+    deployed_via_services: tuple[str, ...] = ()
 
 
 PURPOSES: dict[str, KeyPurpose] = {
     "archive": KeyPurpose(
-        "Imaging data at rest: inbox, archive, quarantine and derived objects",
+        "Imaging data at rest: imaging objects, the ingest queues, index tables, function settings",
         "SYMMETRIC_DEFAULT",
         "ENCRYPT_DECRYPT",
-        via_services=("s3",),
+        via_services=("dynamodb", "s3", "sqs"),
+        # Index tables (DynamoDB) and the functions' environment variables (Lambda).
+        deployed_via_services=("dynamodb", "lambda"),
     ),
     "logs": KeyPurpose(
         "Security logs: CloudWatch Logs, CloudTrail and Firehose delivery streams",
@@ -104,6 +110,7 @@ class KeyRing(pulumi.ComponentResource):
                 via_services=spec.via_services,
                 grants_for_aws_resources=spec.grants_for_aws_resources,
                 service_statements=_service_statements(purpose, args.account, args.region),
+                deployed_via_services=spec.deployed_via_services,
             )
             key = aws.kms.Key(
                 f"{name}-{purpose}",
@@ -134,6 +141,12 @@ class KeyRing(pulumi.ComponentResource):
 
 
 def _service_statements(purpose: str, account: Account, region: str) -> list[Statement]:
+    if purpose == "archive":
+        return [s3_notifications_key_statement(account)]
     if purpose == "logs":
-        return [cloudwatch_logs_key_statement(account, region), *cloudtrail_key_statements(account)]
+        return [
+            cloudwatch_logs_key_statement(account, region),
+            *cloudtrail_key_statements(account),
+            cloudwatch_alarms_key_statement(account, region),
+        ]
     return []

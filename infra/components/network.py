@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.logs import encrypted_log_group
 from infra.iam_documents import (
     GATEWAY_ENDPOINT_SERVICES,
     INTERFACE_ENDPOINT_SERVICES,
@@ -87,6 +88,8 @@ class PrivateNetwork(pulumi.ComponentResource):
     vpc: aws.ec2.Vpc
     subnet_ids: dict[str, list[pulumi.Output[str]]]
     endpoint_security_group: aws.ec2.SecurityGroup
+    # service -> prefix list of the gateway endpoint: the only security-group target for S3/DynamoDB
+    gateway_prefix_list_ids: dict[str, pulumi.Output[str]]
     flow_log_group: aws.cloudwatch.LogGroup
 
     def __init__(
@@ -182,8 +185,9 @@ class PrivateNetwork(pulumi.ComponentResource):
             tags={"Name": f"{args.name_prefix}-endpoints"},
             opts=child,
         )
+        self.gateway_prefix_list_ids = {}
         for service in GATEWAY_ENDPOINT_SERVICES:
-            aws.ec2.VpcEndpoint(
+            gateway = aws.ec2.VpcEndpoint(
                 f"{name}-{service}-endpoint",
                 vpc_id=self.vpc.id,
                 service_name=account.endpoint_service(service),
@@ -193,6 +197,7 @@ class PrivateNetwork(pulumi.ComponentResource):
                 tags={"Name": f"{args.name_prefix}-{service}"},
                 opts=child,
             )
+            self.gateway_prefix_list_ids[service] = gateway.prefix_list_id
         for service in INTERFACE_ENDPOINT_SERVICES:
             aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}-endpoint",
@@ -207,12 +212,11 @@ class PrivateNetwork(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.flow_log_group = aws.cloudwatch.LogGroup(
+        self.flow_log_group = encrypted_log_group(
             f"{name}-flow-logs",
-            name=f"/{args.name_prefix}/vpc/flow-logs",
-            kms_key_id=args.logs_key.arn,
-            retention_in_days=args.log_retention_days,
-            deletion_protection_enabled=True,
+            group_name=f"/{args.name_prefix}/vpc/flow-logs",
+            logs_key=args.logs_key,
+            retention_days=args.log_retention_days,
             opts=child,
         )
         flow_role = aws.iam.Role(
@@ -255,5 +259,6 @@ class PrivateNetwork(pulumi.ComponentResource):
                 "vpcId": self.vpc.id,
                 "subnetIds": self.subnet_ids,
                 "endpointSecurityGroupId": self.endpoint_security_group.id,
+                "gatewayPrefixListIds": self.gateway_prefix_list_ids,
             }
         )

@@ -10,7 +10,14 @@ import pytest
 import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
-from infra.config import DEFAULTS, KEYS, LOG_RETENTION_DAYS, ConfigError, parse_settings
+from infra.config import (
+    DEFAULTS,
+    KEYS,
+    LOG_RETENTION_DAYS,
+    UID_LISTS_MAX_BYTES,
+    ConfigError,
+    parse_settings,
+)
 from pacs_kit.program import PlanMocks, Project, run_program
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,6 +77,23 @@ def test_defaults_are_the_secure_documented_values() -> None:
         ("rtoMinutes", "1", "from 15 to 10080"),
         ("backupRetentionDays", "3", "from 7 to 36500"),
         ("keyAdminArns", '["admin"]', "ARNs"),
+        ("ingestMaxObjectMiB", "0", "from 1 to 5120"),
+        ("ingestMaxObjectMiB", "5121", "from 1 to 5120"),
+        ("ingestMaxObjectMiB", "4GiB", "whole number"),
+        ("ingestMaxReceiveCount", "0", "from 1 to 20"),
+        ("ingestMaxReceiveCount", "21", "from 1 to 20"),
+        ("ingestReservedConcurrency", "1", "from 2 to 1000"),
+        ("ingestReservedConcurrency", "1001", "from 2 to 1000"),
+        ("ingestTransferSyntaxes", '["1.2.840.10008.1.2.01"]', "no leading zeros"),
+        ("ingestTransferSyntaxes", '["1.2.840..1"]', "DICOM UIDs"),
+        ("ingestTransferSyntaxes", '["1.2.840.10008.1.2."]', "DICOM UIDs"),
+        ("ingestTransferSyntaxes", '["1.2.840.10008.1.2", "1.2.840.10008.1.2"]', "distinct"),
+        ("ingestTransferSyntaxes", "1.2.840.10008.1.2", "list of strings"),
+        ("ingestSopClasses", '["1.2.840.10008.5.1.4.1.1.2", "1.2.3.a"]', "DICOM UIDs"),
+        ("ingestSopClasses", '["CT Image Storage"]', "DICOM UIDs"),
+        ("ingestSopClasses", f'["1.{"2" * 63}"]', "at most 64 characters"),
+        ("verifySampleSize", "0", "from 1 to 10000"),
+        ("verifyReservedConcurrency", "0", "from 1 to 10"),
         ("archiveRetentionDay", "10", "unknown key"),
     ],
 )
@@ -84,6 +108,39 @@ def test_bad_value_names_key_value_and_allowed(
     shown = json.loads(value) if isinstance(value, str) and value.startswith("[") else [value]
     assert any(repr(v) in message for v in [value, *shown]), message
     assert allowed_fragment in message, message
+
+
+def test_ingest_defaults_match_the_functions_own_defaults() -> None:
+    from lambdas import settings as function_settings
+
+    s = parse()
+    assert s.ingest_max_object_mib * 1024**2 == function_settings.DEFAULT_MAX_OBJECT_BYTES
+    assert s.verify_sample_size == function_settings.DEFAULT_VERIFY_SAMPLE_SIZE
+    assert s.ingest_max_receive_count == 5
+    assert (s.ingest_transfer_syntaxes, s.ingest_sop_classes) == ((), ())
+    assert s.ingest_reserved_concurrency >= 2, "SQS event sources need a maximum of at least 2"
+
+
+def test_uid_lists_are_parsed_in_order() -> None:
+    s = parse(
+        ingestTransferSyntaxes='["1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.90"]',
+        ingestSopClasses=["1.2.840.10008.5.1.4.1.1.2", "0.1", "1.2.3"],
+    )
+    assert s.ingest_transfer_syntaxes == ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2.4.90")
+    assert s.ingest_sop_classes == ("1.2.840.10008.5.1.4.1.1.2", "0.1", "1.2.3")
+
+
+def test_uid_lists_that_overflow_the_lambda_environment_are_refused() -> None:
+    # 49 UIDs of 62 characters: each is valid, together (3086 bytes) they leave too little room.
+    uids = [f"1.2.840.{n:04d}." + "1" * 49 for n in range(1000, 1049)]
+    assert all(len(u) == 62 for u in uids)
+    assert len(",".join(uids[:-1])) <= UID_LISTS_MAX_BYTES < len(",".join(uids))
+    parse(ingestSopClasses=uids[:-1])
+    with pytest.raises(ConfigError) as caught:
+        parse(ingestSopClasses=uids)
+    message = str(caught.value)
+    assert "cloud-pacs:ingestSopClasses" in message
+    assert f"{UID_LISTS_MAX_BYTES} bytes" in message and "4 KB" in message, message
 
 
 def test_missing_region_is_named() -> None:

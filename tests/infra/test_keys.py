@@ -66,14 +66,80 @@ def test_configured_key_admins_replace_the_account_root(
     assert statement(document, "KeyAdministrationWithoutUse")["Principal"] == {"AWS": [admin]}
 
 
-def test_archive_key_used_only_by_named_roles_through_s3(plan: ProgramRun) -> None:
+def role(name: str) -> str:
+    return f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{name}"
+
+
+def test_archive_key_used_only_by_named_roles_through_its_data_services(plan: ProgramRun) -> None:
     use = statement(policy_of(one(plan, KEY, "keys-archive")), "KeyUseByStackRoles")
     condition = use["Condition"]
     assert condition["ArnEquals"]["aws:PrincipalArn"] == [
-        f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/pacs-dev-replication"
+        role("pacs-dev-ingest"),
+        role("pacs-dev-replication"),
+        role("pacs-dev-verify"),
     ]
-    assert condition["StringEquals"]["kms:ViaService"] == ["s3.us-east-1.amazonaws.com"]
+    # Objects (S3), the ingest queues (SQS) and the index tables (DynamoDB); never directly.
+    assert condition["StringEquals"]["kms:ViaService"] == [
+        "dynamodb.us-east-1.amazonaws.com",
+        "s3.us-east-1.amazonaws.com",
+        "sqs.us-east-1.amazonaws.com",
+    ]
     assert condition["StringEquals"]["kms:CallerAccount"] == MOCK_ACCOUNT_ID
+
+
+def test_archive_key_lets_s3_encrypt_this_accounts_event_notifications(plan: ProgramRun) -> None:
+    s3 = statement(
+        policy_of(one(plan, KEY, "keys-archive")), "S3EncryptsEventNotificationsOfThisAccount"
+    )
+    assert s3["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert sorted(s3["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert s3["Condition"] == {"StringEquals": {"aws:SourceAccount": MOCK_ACCOUNT_ID}}
+
+
+def test_administrators_deploy_archive_encrypted_resources_only_through_services(
+    plan: ProgramRun,
+) -> None:
+    document = policy_of(one(plan, KEY, "keys-archive"))
+    deploy = statement(document, "KeyAdministratorsDeployEncryptedResourcesThroughServices")
+    assert deploy["Principal"] == {"AWS": [ROOT]}
+    assert deploy["Condition"]["StringEquals"]["kms:ViaService"] == [
+        "dynamodb.us-east-1.amazonaws.com",
+        "lambda.us-east-1.amazonaws.com",
+    ], "administrators must not reach the archive key through S3 or directly"
+    assert deploy["Condition"]["StringEquals"]["kms:CallerAccount"] == MOCK_ACCOUNT_ID
+    for name in sorted(set(EXPECTED) - {"keys-archive"}):
+        sids = {s["Sid"] for s in policy_of(one(plan, KEY, name))["Statement"]}
+        assert deploy["Sid"] not in sids, f"{name}: administrators deploy through services"
+
+
+@pytest.mark.parametrize(
+    ("name", "roles", "actions"),
+    [
+        ("keys-signing", ["pacs-dev-ingest", "pacs-dev-verify"], KEY_USE_ACTIONS["SIGN_VERIFY"]),
+        ("keys-pseudonym", ["pacs-dev-ingest"], KEY_USE_ACTIONS["GENERATE_VERIFY_MAC"]),
+    ],
+)
+def test_signing_and_pseudonym_keys_are_used_directly_by_the_pipeline_roles(
+    plan: ProgramRun, name: str, roles: list[str], actions: tuple[str, ...]
+) -> None:
+    use = statement(policy_of(one(plan, KEY, name)), "KeyUseByStackRoles")
+    assert use["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [role(r) for r in roles], name
+    assert "kms:ViaService" not in use["Condition"]["StringEquals"], f"{name} is called directly"
+    assert use["Action"] == list(actions), name
+
+
+def test_logs_key_lets_this_accounts_alarms_publish_to_encrypted_topics(
+    plan: ProgramRun,
+) -> None:
+    alarms = statement(
+        policy_of(one(plan, KEY, "keys-logs")), "CloudWatchAlarmsPublishToEncryptedTopics"
+    )
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert sorted(alarms["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert alarms["Condition"]["StringEquals"] == {"aws:SourceAccount": MOCK_ACCOUNT_ID}
+    assert alarms["Condition"]["ArnLike"]["aws:SourceArn"] == (
+        f"arn:aws:cloudwatch:us-east-1:{MOCK_ACCOUNT_ID}:alarm:*"
+    )
 
 
 def test_dr_key_is_used_through_services_of_the_dr_region(plan: ProgramRun) -> None:
@@ -95,9 +161,3 @@ def test_logs_key_serves_only_this_accounts_log_groups_and_trails(plan: ProgramR
     )
     trail = statement(document, "CloudTrailEncryptsOwnTrails")
     assert trail["Condition"]["StringEquals"]["aws:SourceAccount"] == MOCK_ACCOUNT_ID
-
-
-@pytest.mark.parametrize("name", ["keys-signing", "keys-pseudonym"])
-def test_keys_without_users_grant_no_use_yet(plan: ProgramRun, name: str) -> None:
-    sids = {s["Sid"] for s in policy_of(one(plan, KEY, name))["Statement"]}
-    assert sids == {"KeyAdministrationWithoutUse"}, f"{name} grants use to {sids}"

@@ -47,6 +47,23 @@ REQUIRED_TYPES = {
     "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
     "aws:backup/plan:Plan",
     "aws:backup/selection:Selection",
+    # IngestPipeline
+    "aws:sqs/queue:Queue",
+    "aws:sqs/queuePolicy:QueuePolicy",
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
+    "aws:s3/bucketNotification:BucketNotification",
+    "aws:dynamodb/table:Table",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:lambda/layerVersion:LayerVersion",
+    "aws:lambda/function:Function",
+    "aws:lambda/eventSourceMapping:EventSourceMapping",
+    "aws:lambda/permission:Permission",
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+    "aws:cloudwatch/eventRule:EventRule",
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:sns/topic:Topic",
+    "aws:sns/topicPolicy:TopicPolicy",
 }
 
 
@@ -75,7 +92,7 @@ def test_json_has_exactly_the_documented_shape(plan_json: dict[str, object]) -> 
         assert isinstance(resource["props"], dict)
 
 
-def test_json_lists_every_resource_type_of_the_foundation(plan_json: dict[str, object]) -> None:
+def test_json_lists_every_resource_type_of_the_stack(plan_json: dict[str, object]) -> None:
     resources = plan_json["resources"]
     assert isinstance(resources, list)
     missing = REQUIRED_TYPES - {r["type"] for r in resources}

@@ -49,6 +49,8 @@ ACCEPTED: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
         ),
     },
     ("aws:iam/rolePolicy:RolePolicy", "policy"): {},
+    ("aws:sqs/queuePolicy:QueuePolicy", "policy"): {},
+    ("aws:sns/topicPolicy:TopicPolicy", "policy"): {},
 }
 
 
@@ -79,6 +81,21 @@ def documents(plan: ProgramRun) -> list[tuple[Registration, str]]:
 def test_every_policy_kind_is_known(plan: ProgramRun) -> None:
     kinds = {(r.type, prop) for r, prop in documents(plan)}
     assert kinds == set(ACCEPTED), "a new kind of policy document needs an ACCEPTED entry"
+
+
+def test_the_ingest_pipelines_documents_are_linted(plan: ProgramRun) -> None:
+    linted = {r.name for r, _ in documents(plan)}
+    expected = {
+        "ingest-ingest-role",
+        "ingest-ingest-policy",
+        "ingest-verify-role",
+        "ingest-verify-policy",
+        "ingest-queue-policy",
+        "ingest-dlq-policy",
+        "ingest-verify-failures-policy",
+        "ingest-operations-policy",
+    }
+    assert expected <= linted, f"not linted: {sorted(expected - linted)}"
 
 
 def test_policies_have_no_unexplained_findings(plan: ProgramRun) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import keyword
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +16,8 @@ def aws_class(type_token: str) -> type:
     """``aws:s3/bucketPolicy:BucketPolicy`` -> ``pulumi_aws.s3.BucketPolicy``."""
     _, module, name = type_token.split(":")
     package = module.split("/")[0]
+    # Python modules cannot be named after keywords: aws:lambda/... lives in pulumi_aws.lambda_.
+    package = f"{package}_" if keyword.iskeyword(package) else package
     target = importlib.import_module(
         "pulumi_aws" if package == "index" else f"pulumi_aws.{package}"
     )
@@ -57,6 +60,7 @@ def test_components_use_the_kit_type_tokens_and_parent_their_children(plan: Prog
         "cloud-pacs:archive:ImagingArchive",
         "cloud-pacs:storage:SecureBucket",
         "cloud-pacs:dr:DisasterRecovery",
+        "cloud-pacs:ingest:IngestPipeline",
     }
     for r in plan.resources:
         if r.custom and not r.type.startswith("pulumi:providers:"):

@@ -1,0 +1,621 @@
+"""IngestPipeline: inbox events → queue → ingest function → archive or quarantine; daily verify.
+
+Fixed, not knobs: encrypted queues with a dead-letter queue, functions in the app tier whose only
+egress is the VPC endpoints, one least-privilege role per function, KMS-encrypted logs kept for the
+log retention, alarms on everything that needs a human. Knobs are sizes and lists that legitimately
+differ between deployments (object size cap, receive count, concurrency, accepted UIDs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import packaging
+from infra.components.bucket import SecureBucket
+from infra.components.logs import encrypted_log_group
+from infra.iam_documents import (
+    Account,
+    IngestResources,
+    VerifyResources,
+    ingest_role_policy,
+    operations_topic_policy,
+    queue_policy,
+    service_trust_policy,
+    verify_role_policy,
+)
+from lambdas import settings as env
+
+MIB = 1024**2
+# Lambda limits: ephemeral storage 512-10240 MB.
+EPHEMERAL_MIN_MB = 512
+EPHEMERAL_MAX_MB = 10240
+# /tmp holds the spooled object plus the runtime's and the libraries' own temporary files.
+SPOOL_MARGIN_MB = 512
+BATCH_SIZE = 10
+BATCH_WINDOW_SECONDS = 5
+# AWS: the source queue's visibility timeout should be at least six times the function timeout
+# (plus the batching window), so Lambda can retry a throttled batch before it reappears.
+VISIBILITY_TIMEOUT_FACTOR = 6
+QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+# Redriven messages keep their original enqueue time: the DLQ must keep them longer than the queue.
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+# How long SQS reuses a data key before asking KMS again: fewer KMS calls under bursts of events.
+KMS_DATA_KEY_REUSE_SECONDS = 900
+VERIFY_SCHEDULE = "rate(1 day)"
+ALARM_PERIOD_SECONDS = 300
+VPC_ACCESS_POLICY = "service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What differs between the pipeline's two functions."""
+
+    handler: str
+    service: str
+    description: str
+    timeout_seconds: int
+    # Sized from docs/benchmarks.md: the validate + hash core's peak RSS stays under 50 MB whatever
+    # the object size, so memory buys CPU (Lambda allots it in proportion) for hashing.
+    memory_mb: int
+
+
+FUNCTIONS: dict[str, FunctionSpec] = {
+    "ingest": FunctionSpec(
+        handler="lambdas.ingest.handler",
+        service="pacs-ingest",
+        description="Validate, sign and archive (or quarantine) each object of the inbox",
+        timeout_seconds=300,
+        memory_mb=1024,  # about 0.6 vCPU for hashing; the core itself needs < 50 MB
+    ),
+    "verify": FunctionSpec(
+        handler="lambdas.verify.handler",
+        service="pacs-verify",
+        description="Re-read a sample of archived instances and check digests and signatures",
+        timeout_seconds=900,
+        memory_mb=512,  # one object hashed at a time, once a day: throughput matters less
+    ),
+}
+
+
+def function_name(name_prefix: str, function: str) -> str:
+    """Physical function name, also the IAM role's name: the key policies grant roles by name."""
+    return f"{name_prefix}-{function}"
+
+
+def ingest_role_name(name_prefix: str) -> str:
+    """The ingest function's role name; the key policies grant it by name before it exists."""
+    return function_name(name_prefix, "ingest")
+
+
+def verify_role_name(name_prefix: str) -> str:
+    """The verify function's role name; the key policies grant it by name before it exists."""
+    return function_name(name_prefix, "verify")
+
+
+def ephemeral_storage_mb(max_object_mib: int) -> int:
+    """/tmp for the largest object the ingest function spools, within Lambda's limits."""
+    return min(EPHEMERAL_MAX_MB, max(EPHEMERAL_MIN_MB, max_object_mib + SPOOL_MARGIN_MB))
+
+
+def visibility_timeout_seconds(function_timeout_seconds: int) -> int:
+    """Visibility timeout of a queue that feeds a function with this timeout."""
+    return VISIBILITY_TIMEOUT_FACTOR * function_timeout_seconds + BATCH_WINDOW_SECONDS
+
+
+@dataclass(frozen=True)
+class IngestPipelineArgs:
+    """The buckets, keys and network the pipeline runs on, and its deployment-specific sizes."""
+
+    account: Account
+    name_prefix: str
+    inbox: SecureBucket
+    archive: SecureBucket
+    quarantine: SecureBucket
+    data_key: aws.kms.Key
+    signing_key: aws.kms.Key
+    pseudonym_key: aws.kms.Key
+    logs_key: aws.kms.Key
+    vpc_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    endpoint_security_group_id: pulumi.Input[str]
+    gateway_prefix_list_ids: Sequence[pulumi.Input[str]]
+    # The DR component's selection tag: tables carrying it join the backup plan.
+    backup_tag: Mapping[str, str]
+    log_retention_days: int
+    max_object_mib: int
+    max_receive_count: int
+    reserved_concurrency: int
+    transfer_syntaxes: tuple[str, ...]
+    sop_classes: tuple[str, ...]
+    verify_sample_size: int
+    verify_reserved_concurrency: int
+    # None: the repository's lambdas/ and build/lambda-layer.zip (see infra/packaging.py).
+    source_root: Path | None = None
+    layer_zip: Path | None = None
+
+
+class IngestPipeline(pulumi.ComponentResource):
+    """Queues, index tables, the ingest and verify functions, their roles, logs and alarms."""
+
+    queue: aws.sqs.Queue
+    dead_letter_queue: aws.sqs.Queue
+    verify_failures: aws.sqs.Queue
+    index_table: aws.dynamodb.Table
+    idempotency_table: aws.dynamodb.Table
+    security_group: aws.ec2.SecurityGroup
+    layer: aws.lambda_.LayerVersion
+    functions: dict[str, aws.lambda_.Function]
+    roles: dict[str, aws.iam.Role]
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    operations_topic: aws.sns.Topic
+
+    def __init__(
+        self, name: str, args: IngestPipelineArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("cloud-pacs:ingest:IngestPipeline", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        account = args.account
+        prefix = args.name_prefix
+        ingest_spec = FUNCTIONS["ingest"]
+
+        # --- queues -----------------------------------------------------------------------------
+        self.dead_letter_queue = _encrypted_queue(
+            f"{name}-dlq", f"{prefix}-ingest-dlq", args.data_key, DLQ_RETENTION_SECONDS, child
+        )
+        self.queue = _encrypted_queue(
+            f"{name}-queue",
+            f"{prefix}-ingest",
+            args.data_key,
+            QUEUE_RETENTION_SECONDS,
+            child,
+            visibility_timeout_seconds=visibility_timeout_seconds(ingest_spec.timeout_seconds),
+            redrive_policy=self.dead_letter_queue.arn.apply(
+                lambda arn: json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count}
+                )
+            ),
+        )
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq-redrive-allow",
+            queue_url=self.dead_letter_queue.id,
+            # Only the ingest queue may park messages here.
+            redrive_allow_policy=self.queue.arn.apply(
+                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
+            ),
+            opts=child,
+        )
+        queue_access = aws.sqs.QueuePolicy(
+            f"{name}-queue-policy",
+            queue_url=self.queue.id,
+            policy=self.queue.arn.apply(
+                lambda arn: json.dumps(
+                    queue_policy(account, arn, notifying_buckets=(args.inbox.name,))
+                )
+            ),
+            opts=child,
+        )
+        _tls_only_queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, account, child)
+        # S3 sends a test event when the configuration is saved: the queue policy must exist.
+        aws.s3.BucketNotification(
+            f"{name}-inbox-notification",
+            bucket=args.inbox.bucket.id,
+            queues=[{"queue_arn": self.queue.arn, "events": ["s3:ObjectCreated:*"]}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_access]),
+        )
+        self.verify_failures = _encrypted_queue(
+            f"{name}-verify-failures",
+            f"{prefix}-verify-failures",
+            args.data_key,
+            DLQ_RETENTION_SECONDS,
+            child,
+        )
+        _tls_only_queue_policy(
+            f"{name}-verify-failures-policy", self.verify_failures, account, child
+        )
+
+        # --- tables -----------------------------------------------------------------------------
+        self.index_table = aws.dynamodb.Table(
+            f"{name}-index-table",
+            name=f"{prefix}-index",
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="sop_instance_uid",
+            attributes=[{"name": "sop_instance_uid", "type": "S"}],
+            point_in_time_recovery={"enabled": True},
+            server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
+            deletion_protection_enabled=True,
+            tags={**args.backup_tag, "purpose": "ingest-index", "data-classification": "phi"},
+            opts=child,
+        )
+        self.idempotency_table = aws.dynamodb.Table(
+            f"{name}-idempotency-table",
+            name=f"{prefix}-idempotency",
+            billing_mode="PAY_PER_REQUEST",
+            # Powertools idempotency's record layout: key "id", expiry epoch in "expiration".
+            hash_key="id",
+            attributes=[{"name": "id", "type": "S"}],
+            ttl={"attribute_name": "expiration", "enabled": True},
+            point_in_time_recovery={"enabled": True},
+            server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
+            tags={"purpose": "ingest-idempotency", "data-classification": "phi"},
+            opts=child,
+        )
+
+        # --- network, code, layer ---------------------------------------------------------------
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-functions-sg",
+            vpc_id=args.vpc_id,
+            description="Ingest and verify functions: HTTPS to the VPC endpoints, nothing else",
+            ingress=[],
+            egress=[
+                {
+                    "description": "HTTPS to the interface endpoints (KMS, SQS, Logs, STS)",
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "security_groups": [args.endpoint_security_group_id],
+                },
+                {
+                    "description": "HTTPS to the S3 and DynamoDB gateway endpoints",
+                    "protocol": "tcp",
+                    "from_port": 443,
+                    "to_port": 443,
+                    "prefix_list_ids": list(args.gateway_prefix_list_ids),
+                },
+            ],
+            tags={"Name": f"{prefix}-pipeline-functions"},
+            opts=child,
+        )
+        source_root = args.source_root or packaging.REPO
+        layer_zip = args.layer_zip or packaging.REPO / packaging.LAYER_ZIP
+        if not layer_zip.is_file():
+            pulumi.log.warn(
+                f"the Lambda layer {layer_zip} does not exist: run `make layer` before "
+                "`pulumi up` (the offline plan does not need it)"
+            )
+        self.layer = aws.lambda_.LayerVersion(
+            f"{name}-layer",
+            layer_name=f"{prefix}-python-deps",
+            description="Pinned pure-Python dependencies of lambdas/ (lambdas/requirements.txt)",
+            code=pulumi.FileArchive(str(layer_zip)),
+            compatible_runtimes=[packaging.LAMBDA_RUNTIME],
+            compatible_architectures=[packaging.LAMBDA_ARCHITECTURE],
+            opts=child,
+        )
+        code = pulumi.AssetArchive(
+            {
+                path: pulumi.FileAsset(str(file))
+                for path, file in packaging.lambda_sources(source_root).items()
+            }
+        )
+
+        # --- roles, logs, functions -------------------------------------------------------------
+        self.functions = {}
+        self.roles = {}
+        self.log_groups = {}
+        role_policies: dict[str, aws.iam.RolePolicy] = {}
+        environments: dict[str, dict[str, pulumi.Input[str]]] = {
+            "ingest": _ingest_environment(args, self),
+            "verify": {
+                env.ARCHIVE_BUCKET: args.archive.name,
+                env.SIGNING_KEY_ARN: args.signing_key.arn,
+                env.INDEX_TABLE: self.index_table.name,
+                env.VERIFY_SAMPLE_SIZE: str(args.verify_sample_size),
+            },
+        }
+        concurrency = {
+            "ingest": args.reserved_concurrency,
+            "verify": args.verify_reserved_concurrency,
+        }
+        # Verify streams archived objects through SHA-256 and never spools them.
+        storage = {"ingest": ephemeral_storage_mb(args.max_object_mib), "verify": EPHEMERAL_MIN_MB}
+        for function, spec in FUNCTIONS.items():
+            physical = function_name(prefix, function)
+            log_group = encrypted_log_group(
+                f"{name}-{function}-logs",
+                group_name=f"/aws/lambda/{physical}",
+                logs_key=args.logs_key,
+                retention_days=args.log_retention_days,
+                opts=child,
+            )
+            role = aws.iam.Role(
+                f"{name}-{function}-role",
+                name=physical,
+                description=f"Execution role of the {physical} function",
+                assume_role_policy=json.dumps(
+                    service_trust_policy("lambda.amazonaws.com", account)
+                ),
+                opts=child,
+            )
+            role_policies[function] = aws.iam.RolePolicy(
+                f"{name}-{function}-policy",
+                role=role.id,
+                policy=self._role_policy(function, args, log_group),
+                opts=child,
+            )
+            # AWS's managed document for the network interfaces of a VPC function: the EC2
+            # actions accept no resource scoping, so it is the role's one "*" resource (it also
+            # repeats the basic log-write actions on "*"). It is AWS's document, not ours.
+            vpc_access = aws.iam.RolePolicyAttachment(
+                f"{name}-{function}-vpc-access",
+                role=role.name,
+                policy_arn=f"arn:{account.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
+                opts=child,
+            )
+            self.functions[function] = aws.lambda_.Function(
+                f"{name}-{function}",
+                name=physical,
+                description=spec.description,
+                role=role.arn,
+                runtime=packaging.LAMBDA_RUNTIME,
+                architectures=[packaging.LAMBDA_ARCHITECTURE],
+                handler=spec.handler,
+                code=code,
+                layers=[self.layer.arn],
+                timeout=spec.timeout_seconds,
+                memory_size=spec.memory_mb,
+                ephemeral_storage={"size": storage[function]},
+                reserved_concurrent_executions=concurrency[function],
+                environment={
+                    "variables": {
+                        "POWERTOOLS_SERVICE_NAME": spec.service,
+                        **environments[function],
+                    }
+                },
+                # The stack's key, not Lambda's AWS-managed one: its policy names who may read.
+                kms_key_arn=args.data_key.arn,
+                vpc_config={
+                    "subnet_ids": list(args.subnet_ids),
+                    "security_group_ids": [self.security_group.id],
+                },
+                logging_config={
+                    "log_format": "JSON",
+                    "log_group": log_group.name,
+                    "application_log_level": "INFO",
+                    "system_log_level": "WARN",
+                },
+                # Lambda checks at creation that the role may manage the function's ENIs.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[vpc_access, role_policies[function], log_group]
+                ),
+            )
+            self.roles[function] = role
+            self.log_groups[function] = log_group
+
+        aws.lambda_.EventSourceMapping(
+            f"{name}-ingest-events",
+            event_source_arn=self.queue.arn,
+            function_name=self.functions["ingest"].arn,
+            batch_size=BATCH_SIZE,
+            maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
+            # Only the failed records of a batch return to the queue.
+            function_response_types=["ReportBatchItemFailures"],
+            # Never more pollers than reserved instances: excess invocations would be throttled.
+            scaling_config={"maximum_concurrency": args.reserved_concurrency},
+            # Lambda checks at creation that the role may receive from the queue.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policies["ingest"]]),
+        )
+        self._schedule_verify(name, prefix, role_policies["verify"])
+
+        # --- alarms -----------------------------------------------------------------------------
+        self.operations_topic = aws.sns.Topic(
+            f"{name}-operations",
+            name=f"{prefix}-operations",
+            kms_master_key_id=args.logs_key.arn,
+            opts=child,
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-operations-policy",
+            arn=self.operations_topic.arn,
+            policy=self.operations_topic.arn.apply(
+                lambda arn: json.dumps(operations_topic_policy(account, arn, account.region))
+            ),
+            opts=child,
+        )
+        for queue_name, queue, what in (
+            ("dlq", self.dead_letter_queue, "inbox events failed ingest repeatedly"),
+            ("verify-failures", self.verify_failures, "verify runs failed"),
+        ):
+            self._alarm(
+                f"{name}-{queue_name}-alarm",
+                f"{prefix}-{queue_name}-not-empty",
+                f"{what}: inspect the messages in the queue, fix, then redrive",
+                namespace="AWS/SQS",
+                metric="ApproximateNumberOfMessagesVisible",
+                statistic="Maximum",
+                dimensions={"QueueName": queue.name},
+            )
+        for function, fn in self.functions.items():
+            self._alarm(
+                f"{name}-{function}-errors-alarm",
+                f"{prefix}-{function}-errors",
+                f"the {function} function failed: read its log group for the error",
+                namespace="AWS/Lambda",
+                metric="Errors",
+                statistic="Sum",
+                dimensions={"FunctionName": fn.name},
+            )
+
+        self.register_outputs(
+            {
+                "queueUrl": self.queue.url,
+                "deadLetterQueueUrl": self.dead_letter_queue.url,
+                "indexTable": self.index_table.name,
+                "idempotencyTable": self.idempotency_table.name,
+                "functions": {f: fn.name for f, fn in self.functions.items()},
+                "operationsTopicArn": self.operations_topic.arn,
+            }
+        )
+
+    def _role_policy(
+        self, function: str, args: IngestPipelineArgs, log_group: aws.cloudwatch.LogGroup
+    ) -> pulumi.Output[str]:
+        arns = pulumi.Output.all(
+            queue=self.queue.arn,
+            failures=self.verify_failures.arn,
+            data_key=args.data_key.arn,
+            signing_key=args.signing_key.arn,
+            pseudonym_key=args.pseudonym_key.arn,
+            index=self.index_table.arn,
+            idempotency=self.idempotency_table.arn,
+            log_group=log_group.arn,
+        )
+        if function == "ingest":
+            return arns.apply(
+                lambda a: json.dumps(
+                    ingest_role_policy(
+                        IngestResources(
+                            inbox_bucket=args.inbox.name,
+                            archive_bucket=args.archive.name,
+                            quarantine_bucket=args.quarantine.name,
+                            queue_arn=a["queue"],
+                            data_key_arn=a["data_key"],
+                            signing_key_arn=a["signing_key"],
+                            pseudonym_key_arn=a["pseudonym_key"],
+                            index_table_arn=a["index"],
+                            idempotency_table_arn=a["idempotency"],
+                            log_group_arn=a["log_group"],
+                        )
+                    )
+                )
+            )
+        return arns.apply(
+            lambda a: json.dumps(
+                verify_role_policy(
+                    VerifyResources(
+                        archive_bucket=args.archive.name,
+                        data_key_arn=a["data_key"],
+                        signing_key_arn=a["signing_key"],
+                        index_table_arn=a["index"],
+                        log_group_arn=a["log_group"],
+                        failure_queue_arn=a["failures"],
+                    )
+                )
+            )
+        )
+
+    def _schedule_verify(self, name: str, prefix: str, role_policy: aws.iam.RolePolicy) -> None:
+        verify = self.functions["verify"]
+        child = pulumi.ResourceOptions(parent=self)
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-verify-schedule",
+            name=f"{prefix}-verify-daily",
+            description="Daily integrity check of a sample of the archive",
+            schedule_expression=VERIFY_SCHEDULE,
+            state="ENABLED",
+            opts=child,
+        )
+        invoke = aws.lambda_.Permission(
+            f"{name}-verify-invoke",
+            action="lambda:InvokeFunction",
+            function=verify.name,
+            principal="events.amazonaws.com",
+            # Only this rule, not any EventBridge rule of any account, may invoke the function.
+            source_arn=rule.arn,
+            opts=child,
+        )
+        aws.cloudwatch.EventTarget(
+            f"{name}-verify-target",
+            rule=rule.name,
+            arn=verify.arn,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[invoke]),
+        )
+        aws.lambda_.FunctionEventInvokeConfig(
+            f"{name}-verify-async",
+            function_name=verify.name,
+            maximum_retry_attempts=1,
+            maximum_event_age_in_seconds=6 * 3600,
+            destination_config={"on_failure": {"destination": self.verify_failures.arn}},
+            # Lambda checks at creation that the role may send to the destination.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
+        )
+
+    def _alarm(
+        self,
+        resource_name: str,
+        alarm_name: str,
+        description: str,
+        *,
+        namespace: str,
+        metric: str,
+        statistic: str,
+        dimensions: Mapping[str, pulumi.Input[str]],
+    ) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            resource_name,
+            name=alarm_name,
+            alarm_description=description,
+            namespace=namespace,
+            metric_name=metric,
+            statistic=statistic,
+            dimensions=dict(dimensions),
+            period=ALARM_PERIOD_SECONDS,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            # No datapoints means nothing failed.
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.operations_topic.arn],
+            ok_actions=[self.operations_topic.arn],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _encrypted_queue(
+    resource_name: str,
+    queue_name: str,
+    key: aws.kms.Key,
+    retention_seconds: int,
+    opts: pulumi.ResourceOptions,
+    *,
+    visibility_timeout_seconds: int | None = None,
+    redrive_policy: pulumi.Input[str] | None = None,
+) -> aws.sqs.Queue:
+    return aws.sqs.Queue(
+        resource_name,
+        name=queue_name,
+        # Event messages carry object keys, which name studies: customer-managed key, not SSE-SQS.
+        kms_master_key_id=key.arn,
+        kms_data_key_reuse_period_seconds=KMS_DATA_KEY_REUSE_SECONDS,
+        message_retention_seconds=retention_seconds,
+        visibility_timeout_seconds=visibility_timeout_seconds,
+        redrive_policy=redrive_policy,
+        opts=opts,
+    )
+
+
+def _tls_only_queue_policy(
+    resource_name: str, queue: aws.sqs.Queue, account: Account, opts: pulumi.ResourceOptions
+) -> aws.sqs.QueuePolicy:
+    return aws.sqs.QueuePolicy(
+        resource_name,
+        queue_url=queue.id,
+        policy=queue.arn.apply(lambda arn: json.dumps(queue_policy(account, arn))),
+        opts=opts,
+    )
+
+
+def _ingest_environment(
+    args: IngestPipelineArgs, pipeline: IngestPipeline
+) -> dict[str, pulumi.Input[str]]:
+    variables: dict[str, pulumi.Input[str]] = {
+        env.ARCHIVE_BUCKET: args.archive.name,
+        env.QUARANTINE_BUCKET: args.quarantine.name,
+        env.DATA_KEY_ARN: args.data_key.arn,
+        env.SIGNING_KEY_ARN: args.signing_key.arn,
+        env.PSEUDONYM_KEY_ARN: args.pseudonym_key.arn,
+        env.INDEX_TABLE: pipeline.index_table.name,
+        env.IDEMPOTENCY_TABLE: pipeline.idempotency_table.name,
+        env.MAX_OBJECT_BYTES: str(args.max_object_mib * MIB),
+    }
+    # Unset means the function's built-in lists (the config's empty default).
+    if args.transfer_syntaxes:
+        variables[env.TRANSFER_SYNTAXES] = ",".join(args.transfer_syntaxes)
+    if args.sop_classes:
+        variables[env.SOP_CLASSES] = ",".join(args.sop_classes)
+    return variables
