@@ -55,6 +55,8 @@ REASONS: dict[str, str] = {
     "pixel-module-incomplete": "Pixel Data without the attributes that size it",
     "pixel-data-length-mismatch": "native Pixel Data length disagrees with the image attributes",
     "parse-error": "the data set cannot be parsed",
+    "trailing-data": "bytes after the end of a deflated data set (a hidden second file)",
+    "patient-id-malformed": "PatientID or IssuerOfPatientID longer than its VR (LO) allows",
     "conflicting-duplicate": "SOP Instance UID already archived with different content",
 }
 
@@ -117,6 +119,44 @@ _PREAMBLE = 128
 _HEADER = _PREAMBLE + 4
 
 _UNDEFINED = 0xFFFFFFFF
+_LO_MAX = 64
+# Explicit VRs that can never hold a sequence (SQ, UN and implicit None are looked at).
+_SCALAR_VRS = frozenset(
+    (
+        "AE",
+        "AS",
+        "AT",
+        "CS",
+        "DA",
+        "DS",
+        "DT",
+        "FD",
+        "FL",
+        "IS",
+        "LO",
+        "LT",
+        "OB",
+        "OD",
+        "OF",
+        "OL",
+        "OV",
+        "OW",
+        "PN",
+        "SH",
+        "SL",
+        "SS",
+        "ST",
+        "SV",
+        "TM",
+        "UC",
+        "UI",
+        "UL",
+        "UR",
+        "US",
+        "UT",
+        "UV",
+    )
+)
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel Data, Float, Double Float
 _REQUIRED_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 _REQUIRED_META = ("MediaStorageSOPClassUID", "MediaStorageSOPInstanceUID", "TransferSyntaxUID")
@@ -328,7 +368,8 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
 
     meta, meta_end = _read_meta(fp)
     try:
-        ts = _check_meta(meta, policy, reasons)
+        with _quiet_pydicom(pydicom_config.WARN):
+            ts = _check_meta(meta, policy, reasons)
     except _Rejected:
         raise
     except Exception:  # noqa: BLE001 - a value of group 0002 that cannot be decoded
@@ -350,18 +391,27 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
     except Exception as exc:  # noqa: BLE001 - every parser failure is a verdict, never a crash
         raise _Rejected(*reasons, _parse_error(exc)) from None
 
-    with _quiet_pydicom(pydicom_config.WARN):
-        try:
+    try:
+        # Structure strictly (a sequence that ends early raises); values leniently (a too-long
+        # LO value is everyday reality and not a reason to refuse an image).
+        with _quiet_pydicom(pydicom_config.RAISE):
             _check_structure(ds, size_bound, reasons)
+        with _quiet_pydicom(pydicom_config.WARN):
             _check_identity(ds, meta, policy, reasons, facts)
             _check_pixels(ds, UID(str(ts)), reasons)
-        except _Rejected:
-            raise
-        except EOFError:
-            raise _Rejected(*reasons, _truncated("a sequence ends early")) from None
-        except Exception as exc:  # noqa: BLE001 - see above
-            raise _Rejected(*reasons, _parse_error(exc)) from None
+    except _Rejected:
+        raise
+    except EOFError:
+        raise _Rejected(*reasons, _truncated("a sequence ends early")) from None
+    except Exception as exc:  # noqa: BLE001 - see above
+        raise _Rejected(*reasons, _parse_error(exc)) from None
     return reasons
+
+
+def _quoted_uid(value: str) -> str:
+    """A UID for a message, only if it is one: an arbitrary string could be anything, even PHI."""
+    uid = UID(value)
+    return f"{value} ({uid.name})" if uid.is_valid else "(not a valid UID)"
 
 
 def _truncated(where: str) -> Reason:
@@ -415,11 +465,10 @@ def _check_meta(
         # Without a transfer syntax the data set cannot be decoded reliably.
         raise _Rejected(*reasons)
     if ts not in policy.transfer_syntaxes:
-        name = UID(ts).name if UID(ts).is_valid else "unknown"
         reasons.append(
             Reason(
                 "transfer-syntax-unsupported",
-                f"transfer syntax {ts} ({name}) is not accepted; accepted: "
+                f"transfer syntax {_quoted_uid(ts)} is not accepted; accepted: "
                 f"{len(policy.transfer_syntaxes)} configured UIDs",
             )
         )
@@ -461,6 +510,13 @@ def _check_inflation(fp: IO[bytes], policy: ValidationPolicy) -> int:
         if inflater.eof:
             break
     inflated += len(inflater.flush())
+    if not inflater.eof:
+        raise _Rejected(_truncated("the deflated data set ends before its deflate stream does"))
+    trailing = inflater.unused_data + fp.read(2)
+    # PS3.5 A.5: an odd-length deflated stream is padded with one null byte. Anything else would
+    # be ignored by pydicom and could carry a second file (a DICOM/ZIP polyglot).
+    if trailing not in (b"", b"\x00"):
+        raise _Rejected(Reason("trailing-data", "bytes follow the end of the deflated data set"))
     return inflated
 
 
@@ -482,8 +538,10 @@ def _check_structure(ds: Dataset, bound: int, reasons: list[Reason]) -> None:
                         *reasons,
                         _truncated(f"element {elem.tag} declares {elem.length} bytes past the end"),
                     )
-                continue  # deferred: large, on disk, never needed
-            if len(elem.value) < elem.length:
+                if elem.VR != "SQ":
+                    continue  # deferred: large, on disk, never needed
+                # A large sequence (e.g. per-frame functional groups) is read and parsed too.
+            elif len(elem.value) < elem.length:
                 raise _Rejected(
                     *reasons,
                     _truncated(
@@ -491,6 +549,8 @@ def _check_structure(ds: Dataset, bound: int, reasons: list[Reason]) -> None:
                         f"{len(elem.value)} present"
                     ),
                 )
+            elif elem.VR in _SCALAR_VRS:
+                continue  # the common case, decided without a call
         _parse_sequence(ds, elem)
 
 
@@ -559,8 +619,8 @@ def _check_identity(
         reasons.append(
             Reason(
                 "media-storage-mismatch",
-                f"MediaStorageSOPClassUID {meta.MediaStorageSOPClassUID} differs from "
-                f"SOPClassUID {sop_class}",
+                f"MediaStorageSOPClassUID {_quoted_uid(str(meta.MediaStorageSOPClassUID))} "
+                f"differs from SOPClassUID {sop_class}",
             )
         )
     if sop_instance and meta.get("MediaStorageSOPInstanceUID") not in (None, sop_instance):
@@ -580,11 +640,20 @@ def _check_identity(
         )
 
     patient_id = _text(ds, "PatientID")
+    issuer = _text(ds, "IssuerOfPatientID") or None
     if not patient_id:
         reasons.append(Reason("patient-id-missing", "PatientID is absent or empty"))
+    elif len(patient_id) > _LO_MAX or len(issuer or "") > _LO_MAX:
+        # Also keeps the pseudonym's MAC input far below KMS GenerateMac's 4096-byte limit.
+        reasons.append(
+            Reason(
+                "patient-id-malformed",
+                f"PatientID or IssuerOfPatientID is longer than {_LO_MAX} characters (VR LO)",
+            )
+        )
     else:
         facts["patient_id"] = patient_id
-        facts["issuer_of_patient_id"] = _text(ds, "IssuerOfPatientID") or None
+        facts["issuer_of_patient_id"] = issuer
 
 
 def _snake(keyword: str) -> str:
@@ -602,7 +671,8 @@ def _check_pixels(ds: Dataset, ts: UID, reasons: list[Reason]) -> None:
         return  # structured reports, waveforms, documents carry no pixels
     elem = ds.get_item(present[0], keep_deferred=True)
     if ts.is_encapsulated and present[0] == 0x7FE00010:
-        # Fragment structure was already walked by the parser (truncation raises there).
+        # Compressed frames have no expected length; the parser found the sequence delimiter
+        # (a missing one is truncation). Decoding each frame is the viewer's job, not ingest's.
         return
     if isinstance(elem, RawDataElement):
         undefined, actual = elem.length == _UNDEFINED, elem.length

@@ -9,10 +9,11 @@ until its lifecycle rule expires it long after processing.
 from __future__ import annotations
 
 import base64
+import hashlib
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.dicom_checks import CHUNK, Inspection, Reason, ValidationPolicy, inspect_stream
@@ -22,6 +23,17 @@ from lambdas.settings import IngestSettings
 # One request copies at most 5 GiB; larger (refused) objects go to quarantine in parts.
 _SINGLE_COPY_LIMIT = 5 * 1024**3
 _PSEUDONYM_DOMAIN = b"cloud-pacs/patient-key/1\x00"
+
+
+# A pending claim older than this was abandoned: longer than SQS keeps retrying one message
+# (maxReceiveCount x visibility timeout, 5 x ~90 min by default), so no live attempt holds it.
+STALE_CLAIM = timedelta(hours=12)
+# S3 keys are at most 1024 bytes and user metadata 2 KB in all: long inbox keys are hashed there.
+_MAX_KEY_PART = 256
+
+
+class ClaimInProgress(RuntimeError):
+    """Another inbox object holds the SOP Instance UID's claim; the record is retried later."""
 
 
 class IntegrityError(RuntimeError):
@@ -38,6 +50,17 @@ class Source:
 
     def as_dict(self) -> dict[str, str | None]:
         return {"bucket": self.bucket, "key": self.key, "version_id": self.version_id}
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}?versionId={self.version_id}"
+
+    @property
+    def short_key(self) -> str:
+        """The key, or its SHA-256 when too long to embed in another key or in metadata."""
+        if len(self.key.encode()) <= _MAX_KEY_PART:
+            return self.key
+        return "sha256-" + hashlib.sha256(self.key.encode()).hexdigest()
 
     def copy_source(self) -> dict[str, str]:
         source = {"Bucket": self.bucket, "Key": self.key}
@@ -102,16 +125,35 @@ class Pipeline:
             return self._quarantine(source, inspection, list(inspection.reasons))
         patient_key = self._patient_key(inspection)
         existing = self._claim(inspection, source, patient_key)
-        if existing is not None and existing["sha256"]["S"] != inspection.sha256_hex:
-            conflict = Reason(
-                "conflicting-duplicate",
-                f"SOP Instance UID {inspection.sop_instance_uid} is already archived with a "
-                "different SHA-256; the archived original is untouched",
+        if existing is None:
+            return self._archive(source, inspection, patient_key)
+        same_bytes = existing["sha256"]["S"] == inspection.sha256_hex
+        if existing["status"]["S"] == "archived":
+            if same_bytes:
+                return self._outcome("duplicate", source, inspection, patient_key)
+            return self._conflict(source, inspection, patient_key)
+        # A pending claim: resume our own, wait for a live one, take over an abandoned one.
+        own = existing.get("source", {}).get("S") == source.uri
+        stale = self._is_stale(existing)
+        if same_bytes and (own or stale):
+            return self._archive(source, inspection, patient_key)
+        if same_bytes:
+            raise ClaimInProgress(
+                f"SOP Instance UID {inspection.sop_instance_uid} is being archived from another "
+                "inbox object with the same bytes; retried later, it will be a duplicate"
             )
-            return self._quarantine(source, inspection, [conflict], patient_key)
-        if existing is not None and existing["status"]["S"] == "archived":
-            return self._outcome("duplicate", source, inspection, patient_key)
-        return self._archive(source, inspection, patient_key)
+        if stale:
+            self._take_over(existing, inspection, source, patient_key)
+            return self._archive(source, inspection, patient_key)
+        return self._conflict(source, inspection, patient_key)
+
+    def _conflict(self, source: Source, inspection: Inspection, patient_key: str) -> Outcome:
+        conflict = Reason(
+            "conflicting-duplicate",
+            f"SOP Instance UID {inspection.sop_instance_uid} is already claimed with a different "
+            "SHA-256; the original is untouched",
+        )
+        return self._quarantine(source, inspection, [conflict], patient_key)
 
     def _inspect(self, source: Source) -> tuple[Source, Inspection]:
         """Read the object once; returns the source pinned to the version actually read.
@@ -147,29 +189,40 @@ class Pipeline:
 
     # --- the index ----------------------------------------------------------------------------
 
+    def _is_stale(self, row: dict[str, Any]) -> bool:
+        claimed = datetime.fromisoformat(row["claimed_at"]["S"].replace("Z", "+00:00"))
+        return self.now() - claimed > STALE_CLAIM
+
+    def _take_over(
+        self, row: dict[str, Any], inspection: Inspection, source: Source, patient_key: str
+    ) -> None:
+        """Replace an abandoned pending claim (its object never reached the archive's index)."""
+        try:
+            self.dynamodb.put_item(
+                TableName=self.settings.index_table,
+                Item=self._claim_item(inspection, source, patient_key),
+                ConditionExpression="#status = :pending AND claimed_at = :claimed",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": "pending"},
+                    ":claimed": row["claimed_at"],
+                },
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            raise ClaimInProgress(
+                f"the claim on SOP Instance UID {inspection.sop_instance_uid} changed meanwhile"
+            ) from None
+
     def _claim(self, inspection: Inspection, source: Source, patient_key: str) -> Any:
         """Claim the SOP Instance UID before writing the archive; return the row if taken.
 
         A crash after the claim leaves a ``pending`` row with the same digest, which the retry
         resumes; a different digest is a conflicting duplicate whatever the row's state.
         """
-        item = {
-            "sop_instance_uid": {"S": inspection.sop_instance_uid},
-            "status": {"S": "pending"},
-            "sha256": {"S": inspection.sha256_hex},
-            "size": {"N": str(inspection.size)},
-            "study_instance_uid": {"S": inspection.study_instance_uid},
-            "series_instance_uid": {"S": inspection.series_instance_uid},
-            "sop_class_uid": {"S": inspection.sop_class_uid},
-            "transfer_syntax_uid": {"S": inspection.transfer_syntax_uid},
-            "patient_key": {"S": patient_key},
-            "source": {"S": f"s3://{source.bucket}/{source.key}?versionId={source.version_id}"},
-            "claimed_at": {"S": self._timestamp()},
-        }
         try:
             self.dynamodb.put_item(
                 TableName=self.settings.index_table,
-                Item=item,
+                Item=self._claim_item(inspection, source, patient_key),
                 ConditionExpression="attribute_not_exists(sop_instance_uid)",
             )
             return None
@@ -179,6 +232,23 @@ class Pipeline:
                 Key={"sop_instance_uid": {"S": inspection.sop_instance_uid}},
                 ConsistentRead=True,
             )["Item"]
+
+    def _claim_item(
+        self, inspection: Inspection, source: Source, patient_key: str
+    ) -> dict[str, Any]:
+        return {
+            "sop_instance_uid": {"S": inspection.sop_instance_uid},
+            "status": {"S": "pending"},
+            "sha256": {"S": inspection.sha256_hex},
+            "size": {"N": str(inspection.size)},
+            "study_instance_uid": {"S": inspection.study_instance_uid},
+            "series_instance_uid": {"S": inspection.series_instance_uid},
+            "sop_class_uid": {"S": inspection.sop_class_uid},
+            "transfer_syntax_uid": {"S": inspection.transfer_syntax_uid},
+            "patient_key": {"S": patient_key},
+            "source": {"S": source.uri},
+            "claimed_at": {"S": self._timestamp()},
+        }
 
     def _complete(self, manifest: Manifest, sidecar: str, sidecar_version: str) -> None:
         self.dynamodb.update_item(
@@ -310,7 +380,7 @@ class Pipeline:
         metadata = {
             "reason-codes": ",".join(codes),
             "source-bucket": source.bucket,
-            "source-key": urllib.parse.quote(source.key, safe="/"),
+            "source-key": urllib.parse.quote(source.short_key, safe="/"),
             "source-version-id": source.version_id or "null",
         }
         if inspection.sha256_hex:
@@ -324,7 +394,10 @@ class Pipeline:
             **self._encryption(),
         }
         if inspection.size > _SINGLE_COPY_LIMIT:
-            extra.pop("TaggingDirective")  # multipart copies always take the new tags
+            # boto3's managed (multipart) copy: multipart uploads always take the new tags, and
+            # s3transfer refuses BucketKeyEnabled (the bucket's default enables Bucket Keys anyway).
+            extra.pop("TaggingDirective")
+            extra.pop("BucketKeyEnabled")
             self.s3.copy(source.copy_source(), self.settings.quarantine_bucket, key, extra)
         else:
             self.s3.copy_object(
@@ -370,4 +443,4 @@ class Pipeline:
 def quarantine_key(source: Source, when: datetime) -> str:
     """Unique per inbox version, grouped by day so operators can list a day's refusals."""
     day = when.astimezone(UTC).strftime("%Y/%m/%d")
-    return f"{day}/{source.bucket}/{source.version_id or 'null'}/{source.key}"
+    return f"{day}/{source.bucket}/{source.version_id or 'null'}/{source.short_key}"

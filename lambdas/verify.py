@@ -16,6 +16,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from lambdas.dicom_checks import CHUNK
 from lambdas.manifest import ManifestError, parse_sidecar
@@ -110,13 +111,16 @@ class Verifier:
         for name, value in expected.items():
             if getattr(manifest, name) != value:
                 verdict.problems.append(f"manifest {name} differs from the archived object")
-        valid = self.kms.verify(
-            KeyId=self.settings.signing_key_arn,
-            Message=sidecar.manifest_bytes,
-            MessageType="RAW",
-            Signature=sidecar.signature,
-            SigningAlgorithm=sidecar.signing_algorithm,
-        ).get("SignatureValid", False)
+        try:
+            valid = self.kms.verify(
+                KeyId=self.settings.signing_key_arn,
+                Message=sidecar.manifest_bytes,
+                MessageType="RAW",
+                Signature=sidecar.signature,
+                SigningAlgorithm=sidecar.signing_algorithm,
+            ).get("SignatureValid", False)
+        except self.kms.exceptions.KMSInvalidSignatureException:
+            valid = False  # how KMS answers a bad signature (moto returns SignatureValid=false)
         if not valid:
             verdict.problems.append("manifest signature does not verify")
         return verdict
@@ -154,8 +158,10 @@ def run(verifier: Verifier, event: dict[str, Any]) -> dict[str, Any]:
     for row in rows:
         try:
             verdict = verifier.verify(row)
-        except verifier.s3.exceptions.NoSuchKey:
-            verdict = Verdict(row["sop_instance_uid"]["S"], ["archived object is missing"])
+        except ClientError as exc:
+            # A missing version, a denied read: an integrity failure of this row, not of the run.
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            verdict = Verdict(row["sop_instance_uid"]["S"], [f"cannot read the archive: {code}"])
         if verdict.ok:
             logger.info("verified", extra={"sop_instance_uid": verdict.sop_instance_uid})
         else:

@@ -70,7 +70,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         handler="lambdas.ingest.handler",
         service="pacs-ingest",
         description="Validate, sign and archive (or quarantine) each object of the inbox",
-        timeout_seconds=300,
+        # Lambda's maximum: a batch may hold several objects near ingestMaxObjectMiB, each read
+        # once (about 1 GiB/s here) and copied server-side, which S3 does at far lower rates.
+        timeout_seconds=900,
         memory_mb=1024,  # about 0.6 vCPU for hashing; the core itself needs < 50 MB
     ),
     "verify": FunctionSpec(

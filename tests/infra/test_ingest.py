@@ -229,7 +229,7 @@ def test_functions_are_arm64_python_312_or_newer(plan: ProgramRun, name: str) ->
 @pytest.mark.parametrize(
     ("name", "handler", "module", "timeout", "memory"),
     [
-        ("ingest", "lambdas.ingest.handler", "lambdas/ingest.py", 300, 1024),
+        ("ingest", "lambdas.ingest.handler", "lambdas/ingest.py", 900, 1024),
         ("verify", "lambdas.verify.handler", "lambdas/verify.py", 900, 512),
     ],
 )

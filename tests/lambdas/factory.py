@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 import zlib
 from collections.abc import Callable
 
@@ -94,6 +95,35 @@ def without_meta() -> bytes:
     return b"\0" * 128 + b"DICM" + raw
 
 
+def bare_dataset(ds: Dataset) -> bytes:
+    """The data set alone, Explicit VR Little Endian, no preamble or File Meta."""
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    return buffer.getvalue()
+
+
+def with_phi_in_meta(**meta: str) -> bytes:
+    """File Meta values that are patient data instead of UIDs, around a sound data set."""
+    ds = ct()
+    for keyword, value in meta.items():
+        setattr(ds.file_meta, keyword, value)
+    return encode_meta_only(ds) + bare_dataset(_without_meta(ds))
+
+
+def _without_meta(ds: FileDataset) -> Dataset:
+    bare = Dataset()
+    bare.update(ds)
+    return bare
+
+
+def deflated_with_zip_appended() -> bytes:
+    """A sound deflated object with a ZIP archive hidden after the end of its deflate stream."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("payload.txt", "not an image")
+    return deflated_ct() + archive.getvalue()
+
+
 def short_pixels() -> bytes:
     ds = ct()
     ds.Rows = ds.Rows + 8  # pixel data now too short for the declared geometry
@@ -140,6 +170,16 @@ HOSTILE: dict[str, tuple[str, Callable[[], bytes]]] = {
     "truncated-half": ("truncated", lambda: truncated(0.5)),
     "truncated-end": ("truncated", lambda: truncated(0.99)),
     "short-pixel-data": ("pixel-data-length-mismatch", short_pixels),
+    "deflated-zip-polyglot": ("trailing-data", deflated_with_zip_appended),
+    "patient-id-too-long": ("patient-id-malformed", lambda: encode(ct(PatientID="X" * 5000))),
+    "phi-as-transfer-syntax": (
+        "file-meta-malformed",
+        lambda: with_phi_in_meta(TransferSyntaxUID=PATIENT_NAME),
+    ),
+    "phi-as-media-instance": (
+        "file-meta-malformed",
+        lambda: with_phi_in_meta(MediaStorageSOPInstanceUID=f"{PATIENT_ID} {BIRTH_DATE}"),
+    ),
 }
 
 

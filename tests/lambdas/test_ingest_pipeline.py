@@ -10,6 +10,7 @@ import logging
 import shutil
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -342,3 +343,112 @@ def test_the_runbooks_openssl_check_verifies_the_sidecar(stack: Stack, tmp_path:
     )
     tampered = subprocess.run(commands[1], cwd=tmp_path, capture_output=True, check=False)
     assert tampered.returncode != 0
+
+
+def test_an_oversize_object_is_quarantined_by_a_managed_multipart_copy() -> None:
+    """Objects over 5 GiB cannot be copied in one request; boto3's managed copy takes only the
+    arguments s3transfer allows, so an unsupported one would crash exactly when it matters."""
+    from s3transfer.manager import TransferManager
+
+    from lambdas.dicom_checks import Inspection, Reason
+    from lambdas.pipeline import Pipeline, Source
+    from lambdas.settings import IngestSettings
+
+    settings = IngestSettings(
+        archive_bucket="a",
+        quarantine_bucket="q",
+        data_key_arn="arn:aws:kms:::key/d",
+        signing_key_arn="s",
+        pseudonym_key_arn="p",
+        index_table="i",
+        idempotency_table="t",
+    )
+    s3 = mock.MagicMock()
+    pipeline = Pipeline(settings, s3=s3, kms=mock.MagicMock(), dynamodb=mock.MagicMock())
+    too_large = Reason("too-large", "object is larger than the cap")
+    huge = Inspection(size=6 * 1024**3, sha256=None, reasons=(too_large,))
+    outcome = pipeline._quarantine(Source("inbox", "big.dcm", "v1"), huge, [too_large])
+
+    assert outcome.outcome == "quarantined"
+    s3.copy_object.assert_not_called()
+    (copy_source, bucket, key, extra), _ = s3.copy.call_args
+    assert bucket == "q" and key == outcome.quarantine_key
+    assert copy_source == {"Bucket": "inbox", "Key": "big.dcm", "VersionId": "v1"}
+    assert set(extra) <= set(TransferManager.ALLOWED_COPY_ARGS), set(extra) - set(
+        TransferManager.ALLOWED_COPY_ARGS
+    )
+    assert extra["SSEKMSKeyId"] == settings.data_key_arn
+    assert "reason=too-large" in extra["Tagging"]
+
+
+def _pending_claim(stack: Stack, uid: str, *, sha256: str, source: str, age: timedelta) -> None:
+    """An index claim as another attempt left it."""
+    claimed = (datetime.now(UTC) - age).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    boto3.client("dynamodb", region_name=REGION).put_item(
+        TableName=stack.index_table,
+        Item={
+            "sop_instance_uid": {"S": uid},
+            "status": {"S": "pending"},
+            "sha256": {"S": sha256},
+            "source": {"S": source},
+            "claimed_at": {"S": claimed},
+        },
+    )
+
+
+def test_an_abandoned_pending_claim_is_taken_over(stack: Stack, logs: io.StringIO) -> None:
+    ds = ct()
+    _pending_claim(
+        stack, ds.SOPInstanceUID, sha256="0" * 64, source="s3://x/lost.dcm", age=timedelta(hours=13)
+    )
+    assert ingest(stack, "corrected.dcm", encode(ds)) == []
+    row = index_row(stack, ds.SOPInstanceUID)
+    assert row is not None and row["status"]["S"] == "archived"
+    assert row["sha256"]["S"] != "0" * 64, "the abandoned claim's digest is replaced"
+    assert [e["outcome"] for e in audit_events(logs)] == ["archived"]
+
+
+def test_a_live_claim_with_other_bytes_makes_a_conflicting_duplicate(
+    stack: Stack, logs: io.StringIO
+) -> None:
+    ds = ct()
+    _pending_claim(
+        stack, ds.SOPInstanceUID, sha256="0" * 64, source="s3://x/a.dcm", age=timedelta(minutes=1)
+    )
+    assert ingest(stack, "late.dcm", encode(ds)) == []
+    assert [e["outcome"] for e in audit_events(logs)] == ["quarantined"]
+    assert versions(stack.archive) == []
+
+
+def test_the_same_bytes_from_another_object_wait_for_the_live_claim(
+    stack: Stack, logs: io.StringIO
+) -> None:
+    ds = ct()
+    data = encode(ds)
+    _pending_claim(
+        stack,
+        ds.SOPInstanceUID,
+        sha256=hashlib.sha256(data).hexdigest(),
+        source="s3://x/first.dcm",
+        age=timedelta(minutes=1),
+    )
+    put_inbox(stack, "second.dcm", data)
+    assert len(deliver(stack, receive(stack))) == 1, "retried, not archived a second time"
+    assert versions(stack.archive) == []
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.index_table,
+        Key={"sop_instance_uid": {"S": ds.SOPInstanceUID}},
+        UpdateExpression="SET #s = :a",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":a": {"S": "archived"}},
+    )
+    assert deliver(stack, receive(stack)) == []
+    assert [e["outcome"] for e in audit_events(logs)] == ["duplicate"]
+
+
+def test_a_very_long_inbox_key_is_still_quarantined(stack: Stack) -> None:
+    key = "deep/" + "d" * 1000 + ".dcm"
+    put_inbox(stack, key, HOSTILE["pe-polyglot"][1]())
+    assert deliver(stack, receive(stack)) == []
+    [quarantined] = versions(stack.quarantine)
+    assert "sha256-" in quarantined["Key"] and len(quarantined["Key"]) < 1024

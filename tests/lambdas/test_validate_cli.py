@@ -90,3 +90,16 @@ def test_size_cap_option_is_honoured(files: dict[str, Path]) -> None:
     docs = [json.loads(line) for line in result.stdout.splitlines()]
     assert docs[0]["verdict"] == "accepted"
     assert docs[1]["reasons"][0]["code"] == "too-large"
+
+
+def test_the_whole_pydicom_corpus_gets_one_exact_line_per_file() -> None:
+    corpus = sorted(p for p in Path(str(get_testdata_file("CT_small.dcm"))).parent.rglob("*"))
+    files = [p for p in corpus if p.is_file()]
+    result = pacs_kit("validate", "--json", *files)
+    assert result.returncode == 1, "the corpus holds broken files on purpose"
+    assert "Traceback" not in result.stderr
+    docs = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [d["path"] for d in docs] == [str(p) for p in files]
+    assert all(list(d) == KEYS for d in docs)
+    verdicts = {d["verdict"] for d in docs}
+    assert verdicts == {"accepted", "rejected"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -104,3 +105,28 @@ def test_a_forged_manifest_fails_the_signature_check(stack: Stack) -> None:
 
 def test_an_unknown_uid_is_reported_not_raised(stack: Stack) -> None:
     assert run(verifier(stack), {"sop_instance_uids": ["1.2.3"]}) == {"checked": 1, "failed": 1}
+
+
+def test_kms_rejecting_a_signature_is_a_failed_check_not_a_crash(stack: Stack) -> None:
+    """Real KMS raises KMSInvalidSignatureException where moto answers SignatureValid=false."""
+    uids = archive(stack, 2)
+    checker = verifier(stack)
+    rejection = checker.kms.exceptions.KMSInvalidSignatureException(
+        {"Error": {"Code": "KMSInvalidSignatureException", "Message": "x"}}, "Verify"
+    )
+    with mock.patch.object(checker.kms, "verify", side_effect=rejection):
+        assert run(checker, {"sop_instance_uids": uids}) == {"checked": 2, "failed": 2}
+
+
+def test_an_unreadable_archived_version_fails_that_row_only(stack: Stack) -> None:
+    first, second = archive(stack, 2)
+    boto3.client("dynamodb", region_name=REGION).update_item(
+        TableName=stack.index_table,
+        Key={"sop_instance_uid": {"S": first}},
+        UpdateExpression="SET archive_version_id = :v",
+        ExpressionAttributeValues={":v": {"S": "no-such-version"}},
+    )
+    assert run(verifier(stack), {"sop_instance_uids": [first, second]}) == {
+        "checked": 2,
+        "failed": 1,
+    }
