@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv lint typecheck pytest layer clean
+.PHONY: demo test venv tools lint typecheck pytest layer clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,14 @@ demo: $(STAMP)
 
 test: lint typecheck pytest
 
+# Independent verifiers the tests drive: dcmtk (storescu over mutual TLS). Debian/Ubuntu only.
+tools:
+	@command -v storescu >/dev/null 2>&1 || { \
+	  echo "installing dcmtk (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO apt-get install -y -qq --no-install-recommends dcmtk >/dev/null; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -26,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) tools
 	$(BIN)/pytest
 
 # The functions' dependency layer (build/lambda-layer.zip), which `pulumi up` uploads.

@@ -13,12 +13,20 @@ if _REPO not in sys.path:
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.archive import ImagingArchive, ImagingArchiveArgs
+from infra.components.archive import ImagingArchive, ImagingArchiveArgs, bucket_name
 from infra.components.dr import (
     DisasterRecovery,
     DisasterRecoveryArgs,
     backup_role_name,
     replication_role_name,
+)
+from infra.components.edge import (
+    LOAD_BALANCER_LOG_PREFIXES,
+    TRUST_BUCKET_PURPOSE,
+    EdgeGateway,
+    EdgeGatewayArgs,
+    gateway_execution_role_name,
+    gateway_task_role_name,
 )
 from infra.components.ingest import (
     IngestPipeline,
@@ -26,10 +34,10 @@ from infra.components.ingest import (
     ingest_role_name,
     verify_role_name,
 )
-from infra.components.keys import KeyRing, KeyRingArgs
+from infra.components.keys import EDGE_PURPOSES, PURPOSES, KeyRing, KeyRingArgs
 from infra.components.network import PrivateNetwork, PrivateNetworkArgs
 from infra.config import RTC_SLA_MINUTES, load_settings
-from infra.iam_documents import Account
+from infra.iam_documents import ELB_ACCOUNT_LOG_REGIONS, Account, LoadBalancerLogDelivery
 
 settings = load_settings()  # raises ConfigError before any resource is declared
 for warning in settings.warnings:
@@ -69,18 +77,35 @@ replication_role = replication_role_name(settings.name_prefix)
 backup_role = backup_role_name(settings.name_prefix)
 ingest_role = ingest_role_name(settings.name_prefix)
 verify_role = verify_role_name(settings.name_prefix)
+# The edge exists only with a client trust source (edgeClientCaBundle or edgePrivateCaArn).
+gateway_roles: tuple[str, ...] = ()
+trust_bucket: str | None = None
+load_balancer_logs: LoadBalancerLogDelivery | None = None
+if settings.edge is not None:
+    gateway_roles = (gateway_task_role_name(settings.name_prefix),)
+    trust_bucket = bucket_name(account, settings.name_prefix, TRUST_BUCKET_PURPOSE, settings.region)
+    load_balancer_logs = LoadBalancerLogDelivery(
+        prefixes=LOAD_BALANCER_LOG_PREFIXES,
+        regional_elb_account_arn=(
+            aws.elb.get_service_account(opts=invoke_primary).arn
+            if settings.region in ELB_ACCOUNT_LOG_REGIONS
+            else None
+        ),
+    )
 keys = KeyRing(
     "keys",
     KeyRingArgs(
         account=account,
         region=settings.region,
         name_prefix=settings.name_prefix,
+        purposes=tuple(p for p in PURPOSES if settings.edge is not None or p not in EDGE_PURPOSES),
         admin_arns=settings.key_admin_arns,
         users={
-            "archive": (replication_role, ingest_role, verify_role),
+            "archive": (replication_role, ingest_role, verify_role, *gateway_roles),
             "backup": (backup_role,),
             "signing": (ingest_role, verify_role),
             "pseudonym": (ingest_role,),
+            "edge": (gateway_execution_role_name(settings.name_prefix),),
         },
     ),
     opts=in_primary,
@@ -111,6 +136,8 @@ archive = ImagingArchive(
         archive_transition_days=settings.archive_transition_days,
         inbox_expiration_days=settings.inbox_expiration_days,
         log_retention_days=settings.log_retention_days,
+        other_logged_buckets=(trust_bucket,) if trust_bucket else (),
+        load_balancer_logs=load_balancer_logs,
     ),
     opts=in_primary,
 )
@@ -164,6 +191,31 @@ ingest = IngestPipeline(
     opts=in_primary,
 )
 
+edge: EdgeGateway | None = None
+if settings.edge is not None and trust_bucket is not None:
+    edge = EdgeGateway(
+        "edge",
+        EdgeGatewayArgs(
+            account=account,
+            name_prefix=settings.name_prefix,
+            settings=settings.edge,
+            allowed_client_cidrs=settings.allowed_client_cidrs,
+            vpc_id=network.vpc.id,
+            edge_subnet_ids=network.subnet_ids["edge"],
+            app_subnet_ids=network.subnet_ids["app"],
+            endpoint_security_group_id=network.endpoint_security_group.id,
+            s3_prefix_list_id=network.gateway_prefix_list_ids["s3"],
+            inbox=archive.buckets["inbox"],
+            access_logs=archive.buckets["access-logs"],
+            trust_bucket_name=trust_bucket,
+            data_key=keys.keys["archive"],
+            edge_key=keys.keys["edge"],
+            logs_key=keys.keys["logs"],
+            log_retention_days=settings.log_retention_days,
+        ),
+        opts=in_primary,
+    )
+
 pulumi.export("region", settings.region)
 pulumi.export("drRegion", settings.dr_region)
 pulumi.export("vpcId", network.vpc.id)
@@ -192,3 +244,16 @@ pulumi.export(
         "runbook": "docs/runbooks/restore.md",
     },
 )
+if edge is not None:
+    pulumi.export(
+        "edge",
+        {
+            "albDnsName": edge.alb.dns_name,
+            "nlbDnsName": edge.nlb.dns_name,
+            "repositoryUrl": edge.repository.repository_url,
+            "image": edge.image,
+            "cluster": edge.cluster.name,
+            "service": edge.service.name,
+            "tlsSecretArns": {part: secret.arn for part, secret in edge.tls_secrets.items()},
+        },
+    )

@@ -7,16 +7,23 @@ key, the value and what is allowed, before any resource is declared.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from infra.packaging import REPO
 from lambdas.settings import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_VERIFY_SAMPLE_SIZE
 
 PROJECT = "cloud-pacs"
+_Loaded = TypeVar("_Loaded")
 
 RetentionMode = Literal["COMPLIANCE", "GOVERNANCE"]
 RETENTION_MODES: tuple[RetentionMode, ...] = ("COMPLIANCE", "GOVERNANCE")
@@ -44,10 +51,36 @@ UID_MAX_LENGTH = 64
 # key ARNs, tables) take up to about 700 bytes: the two UID lists may take 3 KB.
 UID_LISTS_MAX_BYTES = 3072
 
+# ALB security policies that negotiate TLS 1.3 and nothing older (ELBSecurityPolicy-TLS13-1-3-*).
+EDGE_TLS_POLICIES: tuple[str, ...] = (
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-3-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-3-FIPS-PQ-2025-09",
+)
+DEFAULT_EDGE_TLS_POLICY = EDGE_TLS_POLICIES[0]
+DEFAULT_GATEWAY_IMAGE_TAG = "v0.1.0"
+# The CA bundle and the CRL also reach the gateway's DIMSE listener through its task definition,
+# which ECS limits to 64 KiB in all.
+EDGE_PEM_MAX_BYTES = 16 * 1024
+
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 _ROLE_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
+)
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_ACM_CERTIFICATE_RE = re.compile(rf"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{{12}}:certificate/{_UUID}$")
+_PRIVATE_CA_RE = re.compile(
+    rf"^arn:aws[a-z-]*:acm-pca:([a-z0-9-]+):\d{{12}}:certificate-authority/{_UUID}$"
+)
+# ECR image tags: 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'.
+_IMAGE_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+_IMAGE_TAG_RE = re.compile(rf"^{_IMAGE_TAG}$")
+_ECR_IMAGE_RE = re.compile(
+    r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    rf"(?::({_IMAGE_TAG})|@sha256:[0-9a-f]{{64}})$"
 )
 
 
@@ -149,6 +182,60 @@ KEYS: tuple[Key, ...] = (
         "Archived instances the daily verify run re-reads and checks against their signature.",
     ),
     Key("verifyReservedConcurrency", 1, "Concurrency reserved for the verify function (1-10)."),
+    Key(
+        "edgeClientCaBundle",
+        "",
+        "PEM file (relative to the project) of the CA certificates client certificates must chain "
+        "to; the edge exists only with this or edgePrivateCaArn.",
+    ),
+    Key(
+        "edgePrivateCaArn",
+        "",
+        "ACM Private CA (in aws:region) whose certificate becomes the client trust store instead "
+        "of edgeClientCaBundle.",
+    ),
+    Key(
+        "edgeClientCrl",
+        "",
+        "PEM certificate revocation list (relative to the project) of the client CA; empty: none.",
+    ),
+    Key(
+        "edgeCertificateArn",
+        "",
+        "ACM certificate (in aws:region) the HTTPS listener presents; required with an edge.",
+    ),
+    Key(
+        "edgeInternetFacing",
+        False,
+        "Give the edge load balancers public addresses (warns; needs an internet gateway).",
+    ),
+    Key(
+        "edgeTlsPolicy",
+        DEFAULT_EDGE_TLS_POLICY,
+        "TLS 1.3-only security policy of the HTTPS listener (ELBSecurityPolicy-TLS13-1-3-*).",
+    ),
+    Key(
+        "gatewayImage",
+        "",
+        "ECR image URI (tag or digest) of the gateway; empty: the stack's repository with "
+        "gatewayImageTag.",
+    ),
+    Key(
+        "gatewayImageTag",
+        DEFAULT_GATEWAY_IMAGE_TAG,
+        "Tag of the stack's gateway repository to run when gatewayImage is empty (not latest).",
+    ),
+    Key("gatewayDesiredCount", 2, "Gateway tasks to run (1-20), spread over the app subnets."),
+)
+# Keys that only mean something when the edge exists (a client trust source is configured).
+EDGE_ONLY_KEYS: tuple[str, ...] = (
+    "edgeClientCrl",
+    "edgeCertificateArn",
+    "edgeInternetFacing",
+    "edgeTlsPolicy",
+    "gatewayImage",
+    "gatewayImageTag",
+    "gatewayDesiredCount",
 )
 KEY_NAMES = frozenset(k.name for k in KEYS)
 DEFAULTS: Mapping[str, Any] = {k.name: k.default for k in KEYS}
@@ -160,6 +247,23 @@ class ObjectLock:
 
     mode: RetentionMode
     days: int
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    """The mutual-TLS edge and its gateway service; present only with a client trust source."""
+
+    # Exactly one of the two trust sources: the validated PEM text, or the Private CA's ARN.
+    client_ca_pem: str | None
+    private_ca_arn: str | None
+    client_crl_pem: str | None
+    certificate_arn: str
+    internet_facing: bool
+    tls_policy: str
+    # None: the stack's own repository with image_tag.
+    image: str | None
+    image_tag: str
+    desired_count: int
 
 
 @dataclass(frozen=True)
@@ -191,6 +295,7 @@ class Settings:
     verify_sample_size: int
     verify_reserved_concurrency: int
     warnings: tuple[str, ...] = field(default=())
+    edge: EdgeSettings | None = None
 
     @property
     def name_prefix(self) -> str:
@@ -306,13 +411,227 @@ def _choice(key: str, raw: object, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _bool(key: str, raw: object) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = str(raw).strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(_qualified(key), raw, "must be true or false")
+    return value == "true"
+
+
+def _project_file(key: str, raw: object, root: Path) -> bytes:
+    path = Path(str(raw).strip())
+    full = path if path.is_absolute() else root / path
+    allowed = f"must name a readable PEM file (relative to the project, {root})"
+    try:
+        data = full.read_bytes()
+    except OSError:
+        raise ConfigError(_qualified(key), raw, allowed) from None
+    if len(data) > EDGE_PEM_MAX_BYTES:
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            f"must be at most {EDGE_PEM_MAX_BYTES} bytes (the task definition carries it), "
+            f"not {len(data)}",
+        )
+    if b"PRIVATE KEY" in data:
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            "must hold certificates only: it contains a private key, which must never be "
+            "committed or uploaded; remove it and keep the key with the CA",
+        )
+    return data
+
+
+def _pem_file(
+    key: str, raw: object, root: Path, allowed: str, load: Callable[[bytes], _Loaded]
+) -> tuple[str, _Loaded]:
+    """The file's text and what ``load`` makes of it; a ConfigError naming ``allowed`` if not."""
+    data = _project_file(key, raw, root)
+    try:
+        return data.decode("ascii"), load(data)
+    except ValueError:  # UnicodeDecodeError included
+        raise ConfigError(_qualified(key), raw, allowed) from None
+
+
+def _ca_bundle(key: str, raw: object, root: Path, now: datetime.datetime) -> str:
+    allowed = "must be a PEM file of one or more CA certificates (BEGIN CERTIFICATE blocks)"
+    text, certificates = _pem_file(key, raw, root, allowed, x509.load_pem_x509_certificates)
+    for certificate in certificates:
+        subject = certificate.subject.rfc4514_string()
+        try:
+            constraints = certificate.extensions.get_extension_for_oid(
+                ExtensionOID.BASIC_CONSTRAINTS
+            ).value
+        except x509.ExtensionNotFound:
+            constraints = None
+        if not isinstance(constraints, x509.BasicConstraints) or not constraints.ca:
+            raise ConfigError(
+                _qualified(key), raw, f"{allowed}; {subject!r} is not a CA (basicConstraints)"
+            )
+        if certificate.not_valid_after_utc <= now:
+            raise ConfigError(_qualified(key), raw, f"{allowed}; {subject!r} has expired")
+    return text
+
+
+def _crl(key: str, raw: object, root: Path, ca_pem: str | None) -> str:
+    allowed = "must be a PEM certificate revocation list (BEGIN X509 CRL) of the client CA"
+    text, crl = _pem_file(key, raw, root, allowed, x509.load_pem_x509_crl)
+    if ca_pem is not None:
+        issuers = [
+            c
+            for c in x509.load_pem_x509_certificates(ca_pem.encode("ascii"))
+            if c.subject == crl.issuer
+        ]
+        if not any(crl.is_signature_valid(c.public_key()) for c in issuers):  # type: ignore[arg-type]
+            raise ConfigError(
+                _qualified(key),
+                raw,
+                f"{allowed}: its issuer {crl.issuer.rfc4514_string()!r} is not a CA of "
+                "edgeClientCaBundle (or did not sign it)",
+            )
+    return text
+
+
+def _arn_in_region(key: str, raw: object, pattern: re.Pattern[str], what: str, region: str) -> str:
+    value = str(raw).strip()
+    match = pattern.match(value)
+    if not match:
+        raise ConfigError(_qualified(key), raw, f"must be the ARN of {what}")
+    if match.group(1) != region:
+        raise ConfigError(
+            _qualified(key), raw, f"must be {what} in aws:region ({region}), where the edge runs"
+        )
+    return value
+
+
+def _gateway_image(key: str, raw: object, region: str) -> str | None:
+    value = str(raw).strip()
+    if not value:
+        return None
+    match = _ECR_IMAGE_RE.match(value)
+    allowed = (
+        "must be an ECR image URI with an immutable tag or a digest "
+        "(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag> or @sha256:<digest>)"
+    )
+    if not match:
+        raise ConfigError(_qualified(key), raw, allowed)
+    if match.group(1) != region:
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            f"must be in aws:region ({region}): the app tier reaches ECR only through the "
+            "region's VPC endpoints",
+        )
+    if match.group(2) == "latest":
+        raise ConfigError(_qualified(key), raw, f"{allowed}, not latest")
+    return value
+
+
+def _image_tag(key: str, raw: object) -> str:
+    value = str(raw).strip()
+    if not _IMAGE_TAG_RE.match(value) or value == "latest":
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            "must be an ECR image tag (1-128 of letters, digits, '_', '.', '-') other than latest: "
+            "the repository's tags are immutable and each deployment names its image",
+        )
+    return value
+
+
+def _edge(
+    get: Callable[[str], object],
+    provided: Mapping[str, object],
+    *,
+    region: str,
+    client_cidrs: tuple[str, ...],
+    root: Path,
+    warnings: list[str],
+) -> EdgeSettings | None:
+    bundle_raw = str(get("edgeClientCaBundle")).strip()
+    private_ca_raw = str(get("edgePrivateCaArn")).strip()
+    if bundle_raw and private_ca_raw:
+        raise ConfigError(
+            _qualified("edgePrivateCaArn"),
+            private_ca_raw,
+            "must be empty when edgeClientCaBundle is set: the edge trusts exactly one client CA "
+            "source",
+        )
+    if not bundle_raw and not private_ca_raw:
+        for key in EDGE_ONLY_KEYS:
+            value = provided.get(key)
+            if value is not None and str(value).strip().lower() != str(DEFAULTS[key]).lower():
+                raise ConfigError(
+                    _qualified(key),
+                    value,
+                    "takes effect only with an edge: set edgeClientCaBundle or edgePrivateCaArn "
+                    "(the client trust source) too, or leave it unset",
+                )
+        return None
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_pem = _ca_bundle("edgeClientCaBundle", bundle_raw, root, now) if bundle_raw else None
+    private_ca = (
+        _arn_in_region(
+            "edgePrivateCaArn", private_ca_raw, _PRIVATE_CA_RE, "an ACM Private CA", region
+        )
+        if private_ca_raw
+        else None
+    )
+    crl_raw = str(get("edgeClientCrl")).strip()
+    crl = _crl("edgeClientCrl", crl_raw, root, ca_pem) if crl_raw else None
+    certificate_raw = str(get("edgeCertificateArn")).strip()
+    if not certificate_raw:
+        raise ConfigError(
+            _qualified("edgeCertificateArn"),
+            certificate_raw,
+            "is required with an edge: the ARN of the ACM certificate the HTTPS listener presents",
+        )
+    certificate = _arn_in_region(
+        "edgeCertificateArn", certificate_raw, _ACM_CERTIFICATE_RE, "an ACM certificate", region
+    )
+    internet_facing = _bool("edgeInternetFacing", get("edgeInternetFacing"))
+    if internet_facing:
+        warnings.append(
+            "cloud-pacs:edgeInternetFacing is true: the edge load balancers get public addresses "
+            "and face the internet (only allowedClientCidrs and mutual TLS stand in the way); the "
+            "kit's VPC has no internet gateway, so AWS refuses them until one is added outside "
+            "this stack. Prefer private connectivity (VPN, Direct Connect, Transit Gateway)"
+        )
+    if not client_cidrs:
+        warnings.append(
+            "cloud-pacs:allowedClientCidrs is empty: the edge load balancers admit no client "
+            "network, so nobody can connect; list the modality and partner networks"
+        )
+    return EdgeSettings(
+        client_ca_pem=ca_pem,
+        private_ca_arn=private_ca,
+        client_crl_pem=crl,
+        certificate_arn=certificate,
+        internet_facing=internet_facing,
+        tls_policy=_choice("edgeTlsPolicy", get("edgeTlsPolicy"), EDGE_TLS_POLICIES),
+        image=_gateway_image("gatewayImage", get("gatewayImage"), region),
+        image_tag=_image_tag("gatewayImageTag", get("gatewayImageTag")),
+        desired_count=_int("gatewayDesiredCount", get("gatewayDesiredCount"), 1, 20),
+    )
+
+
 def parse_settings(
-    raw: Mapping[str, object], *, region: object, stack: str, project: str = PROJECT
+    raw: Mapping[str, object],
+    *,
+    region: object,
+    stack: str,
+    project: str = PROJECT,
+    project_root: Path = REPO,
 ) -> Settings:
     """Validate raw config values (strings as Pulumi passes them, or YAML values) into Settings.
 
     ``raw`` holds the project-namespace keys without their ``cloud-pacs:`` prefix; missing keys take
     their defaults. Unknown keys are refused so that a typo never silently falls back to a default.
+    Files the config names (the edge's CA bundle and CRL) are read relative to ``project_root``.
     """
     unknown = sorted(set(raw) - KEY_NAMES)
     if unknown:
@@ -399,6 +718,16 @@ def parse_settings(
             "take the function's built-in list",
         )
 
+    client_cidrs = _client_cidrs("allowedClientCidrs", get("allowedClientCidrs"))
+    edge = _edge(
+        get,
+        raw,
+        region=primary,
+        client_cidrs=client_cidrs,
+        root=project_root,
+        warnings=warnings,
+    )
+
     return Settings(
         project=project,
         stack=stack,
@@ -407,7 +736,7 @@ def parse_settings(
         dr_region=dr_region,
         vpc_cidr=_private_cidr("vpcCidr", get("vpcCidr")),
         availability_zones=_zones("availabilityZones", get("availabilityZones"), primary),
-        allowed_client_cidrs=_client_cidrs("allowedClientCidrs", get("allowedClientCidrs")),
+        allowed_client_cidrs=client_cidrs,
         archive_lock=ObjectLock(mode=mode, days=archive_days),  # type: ignore[arg-type]
         archive_transition_days=_int(
             "archiveTransitionDays", get("archiveTransitionDays"), 1, 3650
@@ -437,6 +766,7 @@ def parse_settings(
             "verifyReservedConcurrency", get("verifyReservedConcurrency"), 1, 10
         ),
         warnings=tuple(warnings),
+        edge=edge,
     )
 
 

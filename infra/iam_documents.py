@@ -323,6 +323,7 @@ def bucket_policy(
     kms_key_arn: str | None,
     deny_version_deletion: bool = False,
     log_delivery_source_buckets: Sequence[str] = (),
+    load_balancer_logs: LoadBalancerLogDelivery | None = None,
 ) -> Document:
     """Bucket policy: TLS 1.2+ only, the bucket's KMS key only, optional WORM and log delivery."""
     arn = account.bucket_arn(bucket)
@@ -401,7 +402,66 @@ def bucket_policy(
                 source_arns=sorted(account.bucket_arn(b) for b in log_delivery_source_buckets),
             )
         )
+    if load_balancer_logs is not None:
+        statements += load_balancer_log_delivery_statements(account, bucket, load_balancer_logs)
     return {"Version": VERSION, "Statement": statements}
+
+
+# Elastic Load Balancing's log delivery principal (regions opened since August 2022, and AWS's
+# recommendation everywhere); regions opened earlier deliver from a regional ELB account instead.
+ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com"
+# Regions opened before the service principal existed: their ELB account is still documented as the
+# principal that writes the logs (`aws.elb.get_service_account` knows it). Later regions have none.
+ELB_ACCOUNT_LOG_REGIONS: frozenset[str] = frozenset(
+    {
+        "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+        "ap-south-1", "ap-southeast-1", "ap-southeast-2", "ca-central-1", "cn-north-1",
+        "cn-northwest-1", "eu-central-1", "eu-north-1", "eu-south-1", "eu-west-1", "eu-west-2",
+        "eu-west-3", "me-south-1", "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1",
+        "us-gov-west-1", "us-west-1", "us-west-2",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LoadBalancerLogDelivery:
+    """Prefixes under which the stack's load balancers write logs, and who delivers them."""
+
+    prefixes: tuple[str, ...]
+    # arn:<partition>:iam::<elb account>:root in the regions of ELB_ACCOUNT_LOG_REGIONS, else None.
+    regional_elb_account_arn: str | None = None
+
+
+def load_balancer_log_delivery_statements(
+    account: Account, bucket: str, delivery: LoadBalancerLogDelivery
+) -> list[Statement]:
+    """Elastic Load Balancing may write this account's logs under the given prefixes only.
+
+    ELB writes below ``<prefix>/AWSLogs/<load balancer's account>/``: naming our account in the path
+    keeps another account's load balancer from writing here, whatever it is configured with.
+    """
+    arn = account.bucket_arn(bucket)
+    resources = sorted(f"{arn}/{p}/AWSLogs/{account.account_id}/*" for p in delivery.prefixes)
+    statements: list[Statement] = [
+        {
+            "Sid": "AllowLoadBalancerLogDelivery",
+            "Effect": "Allow",
+            "Principal": {"Service": ELB_LOG_DELIVERY_SERVICE},
+            "Action": "s3:PutObject",
+            "Resource": resources,
+        }
+    ]
+    if delivery.regional_elb_account_arn:
+        statements.append(
+            {
+                "Sid": "AllowLoadBalancerLogDeliveryFromTheRegionalElbAccount",
+                "Effect": "Allow",
+                "Principal": {"AWS": delivery.regional_elb_account_arn},
+                "Action": "s3:PutObject",
+                "Resource": resources,
+            }
+        )
+    return statements
 
 
 def replication_role_policy(
@@ -520,6 +580,8 @@ INTERFACE_ENDPOINT_SERVICES: dict[str, bool] = {
     "kinesis-firehose": False,
     "ecr.api": False,
     "ecr.dkr": False,
+    # Fargate reads the gateway's TLS secrets at task start, before the container runs.
+    "secretsmanager": True,
 }
 GATEWAY_ENDPOINT_SERVICES: dict[str, bool] = {"s3": True, "dynamodb": True}
 
@@ -580,10 +642,12 @@ def _objects(partition: str, bucket: str, prefix: str = "") -> str:
     return f"{_bucket(partition, bucket)}/{prefix}*"
 
 
-def _own_log_group_statement(log_group_arn: str) -> Statement:
-    # The function writes only to the group the stack created for it (KMS, retention).
+def _own_log_group_statement(
+    log_group_arn: str, sid: str = "WriteOnlyTheFunctionsOwnLogGroup"
+) -> Statement:
+    # The role writes only to the group the stack created for it (KMS, retention).
     return {
-        "Sid": "WriteOnlyTheFunctionsOwnLogGroup",
+        "Sid": sid,
         "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "Resource": f"{log_group_arn}:*",
@@ -797,3 +861,93 @@ def operations_topic_policy(account: Account, topic_arn: str, region: str) -> Do
             ),
         ],
     }
+
+
+# ---------------------------------------------------------------------------------- Edge gateway
+
+
+@dataclass(frozen=True)
+class GatewayTaskResources:
+    """What the gateway container itself touches: the inbox, through S3, with the data key."""
+
+    inbox_bucket: str
+    data_key_arn: str
+    # kms:ViaService of the region's S3, e.g. s3.us-east-1.amazonaws.com (Account.service_endpoint)
+    s3_service_endpoint: str
+
+
+def gateway_task_role_policy(r: GatewayTaskResources) -> Document:
+    """The gateway's whole identity policy: it adds objects to the inbox and does nothing else.
+
+    No read, list, delete or tagging: a compromised gateway can add files for the ingest pipeline
+    to validate, never read back what others sent. Single-request PutObject only: a multipart
+    upload would also need kms:Decrypt and s3:AbortMultipartUpload.
+    """
+    partition = _partition(r.data_key_arn)
+    return document(
+        {
+            "Sid": "WriteReceivedInstancesToTheInbox",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": _objects(partition, r.inbox_bucket),
+        },
+        {
+            # The inbox encrypts with the data key by default (SSE-KMS, Bucket Key): S3 asks KMS for
+            # a data key with the caller's permissions.
+            "Sid": "EncryptInboxObjectsWithTheDataKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey"],
+            "Resource": r.data_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": r.s3_service_endpoint}},
+        },
+    )
+
+
+@dataclass(frozen=True)
+class GatewayExecutionResources:
+    """What ECS needs to start the gateway: its image, its log group and its TLS secrets."""
+
+    repository_arns: tuple[str, ...]
+    log_group_arn: str
+    secret_arns: tuple[str, ...]
+    edge_key_arn: str
+    # kms:ViaService of the region's Secrets Manager (Account.service_endpoint)
+    secretsmanager_service_endpoint: str
+
+
+def gateway_execution_role_policy(r: GatewayExecutionResources) -> Document:
+    """ECS's role for starting gateway tasks: pull the image, write logs, read the TLS secrets."""
+    return document(
+        {
+            # GetAuthorizationToken has no resource: AWS requires "*". The token alone pulls
+            # nothing; the next statement names the repositories.
+            "Sid": "GetRegistryAuthorizationTokens",
+            "Effect": "Allow",
+            "Action": ["ecr:GetAuthorizationToken"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "PullTheGatewayImageOnly",
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            "Resource": sorted(r.repository_arns),
+        },
+        _own_log_group_statement(r.log_group_arn, sid="WriteOnlyTheGatewayLogGroup"),
+        {
+            "Sid": "ReadTheGatewayTlsSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
+            "Resource": sorted(r.secret_arns),
+        },
+        {
+            "Sid": "DecryptTheTlsSecretsThroughSecretsManager",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": r.edge_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": r.secretsmanager_service_endpoint}},
+        },
+    )

@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway import cli as gateway_cli
 from infra.config import ConfigError
 from infra.packaging import LAMBDA_PYTHON, LAYER_ZIP, REPO, REQUIREMENTS
-from pacs_kit import validate
+from pacs_kit import pki, validate
 from pacs_kit.layer import LayerError, build_layer, runtime_interpreter
 from pacs_kit.program import ProgramRun, Project, ProjectError, run_program
 
@@ -113,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.set_defaults(handler=_cmd_plan)
     validate.add_command(commands)
+    pki.add_command(commands)
+    gateway_cli.add_command(commands)
     layer = commands.add_parser(
         "build-layer",
         help="build the functions' Lambda layer zip, reproducibly (run before `pulumi up`)",

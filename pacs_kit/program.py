@@ -232,6 +232,16 @@ _NAMED_ARNS: dict[str, str] = {
 }
 
 
+# Elastic Load Balancing's log-delivery account of a region, as aws.elb.get_service_account answers.
+_ELB_ACCOUNTS: dict[str, str] = {"us-east-1": "127311923021", "us-west-2": "797873946194"}
+
+
+def _mock_pem(label: str) -> str:
+    """A PEM-shaped stand-in for a certificate the offline runner cannot fetch."""
+    body = hashlib.sha256(label.encode()).hexdigest()
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
 class PlanMocks(pulumi_mocks.Mocks):
     """Answers like AWS would, deterministically: ids, ARNs and names derived from the inputs."""
 
@@ -268,6 +278,20 @@ class PlanMocks(pulumi_mocks.Mocks):
                 "names": names,
                 "zoneIds": [f"use1-az{i}" for i in range(1, 4)],
                 "id": region,
+            }
+        if args.token == "aws:elb/getServiceAccount:getServiceAccount":
+            elb_account = _ELB_ACCOUNTS.get(region, "000000000000")
+            return {"arn": f"arn:aws:iam::{elb_account}:root", "id": elb_account}
+        if args.token == "aws:acmpca/getCertificateAuthority:getCertificateAuthority":
+            arn = str(args.args.get("arn"))
+            return {
+                "arn": arn,
+                "id": arn,
+                "certificate": _mock_pem(f"certificate of {arn}"),
+                "certificateChain": _mock_pem(f"root of {arn}"),
+                "status": "ACTIVE",
+                "type": "SUBORDINATE",
+                "usageMode": "GENERAL_PURPOSE",
             }
         raise NotImplementedError(f"the offline runner has no answer for invoke {args.token}")
 
@@ -321,10 +345,80 @@ class PlanMocks(pulumi_mocks.Mocks):
             topic = inputs.get("name") or resource_id
             resource_id = f"arn:aws:sns:{region}:{acct}:{topic}"
             state.update(name=topic, arn=resource_id)
+        elif typ == "aws:ec2/securityGroup:SecurityGroup":
+            resource_id = f"sg-{digest[:17]}"
+            state.update(arn=f"arn:aws:ec2:{region}:{acct}:security-group/{resource_id}")
+        elif typ in (
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+        ):
+            resource_id = f"sgr-{digest[:17]}"
+            state.update(securityGroupRuleId=resource_id)
+        elif typ.startswith("aws:lb/"):
+            resource_id = _load_balancing(typ, inputs, state, region, acct, digest)
+        elif typ == "aws:ecr/repository:Repository":
+            resource_id = str(inputs.get("name"))
+            state.update(
+                arn=f"arn:aws:ecr:{region}:{acct}:repository/{resource_id}",
+                registryId=acct,
+                repositoryUrl=f"{acct}.dkr.ecr.{region}.amazonaws.com/{resource_id}",
+            )
+        elif typ == "aws:ecs/cluster:Cluster":
+            resource_id = f"arn:aws:ecs:{region}:{acct}:cluster/{inputs.get('name')}"
+            state.update(arn=resource_id)
+        elif typ == "aws:ecs/taskDefinition:TaskDefinition":
+            family = f"arn:aws:ecs:{region}:{acct}:task-definition/{inputs.get('family')}"
+            resource_id = str(inputs.get("family"))
+            state.update(arn=f"{family}:1", arnWithoutRevision=family, revision=1)
+        elif typ == "aws:ecs/service:Service":
+            cluster = str(inputs.get("cluster", "")).rsplit("/", 1)[-1]
+            resource_id = f"arn:aws:ecs:{region}:{acct}:service/{cluster}/{inputs.get('name')}"
+        elif typ == "aws:secretsmanager/secret:Secret":
+            # Secrets Manager appends six random characters to every secret's ARN.
+            resource_id = (
+                f"arn:aws:secretsmanager:{region}:{acct}:secret:{inputs.get('name')}-{digest[:6]}"
+            )
+            state.update(arn=resource_id)
+        elif typ == "aws:s3/bucketObjectv2:BucketObjectv2":
+            content = str(inputs.get("content", ""))
+            resource_id = str(inputs.get("key"))
+            state.update(
+                etag=hashlib.md5(content.encode(), usedforsecurity=False).hexdigest(),
+                versionId=hashlib.sha256(content.encode()).hexdigest()[:32],
+            )
         else:
             service = typ.split(":")[1].split("/")[0]
             state.setdefault("arn", f"arn:aws:{service}:{region}:{acct}:{args.name}")
         return resource_id, state
+
+
+def _load_balancing(
+    typ: str, inputs: dict[str, Any], state: dict[str, Any], region: str, acct: str, digest: str
+) -> str:
+    """Ids, ARNs and DNS names of Elastic Load Balancing resources (the id is the ARN)."""
+    prefix = f"arn:aws:elasticloadbalancing:{region}:{acct}"
+    name = str(inputs.get("name") or "")
+    if typ == "aws:lb/loadBalancer:LoadBalancer":
+        kind = "net" if inputs.get("loadBalancerType") == "network" else "app"
+        suffix = f"{kind}/{name}/{digest[:16]}"
+        dns = f"{name}-{digest[:10]}.elb.{region}.amazonaws.com"
+        if kind == "app":
+            dns = f"{name}-{int(digest[:8], 16)}.{region}.elb.amazonaws.com"
+            if inputs.get("internal"):
+                dns = f"internal-{dns}"
+        state.update(arn=f"{prefix}:loadbalancer/{suffix}", arnSuffix=suffix, dnsName=dns)
+    elif typ == "aws:lb/targetGroup:TargetGroup":
+        suffix = f"targetgroup/{name}/{digest[:16]}"
+        state.update(arn=f"{prefix}:{suffix}", arnSuffix=suffix)
+    elif typ == "aws:lb/listener:Listener":
+        balancer = str(inputs.get("loadBalancerArn", "")).split(":loadbalancer/", 1)[-1]
+        state.update(arn=f"{prefix}:listener/{balancer}/{digest[:16]}")
+    elif typ == "aws:lb/trustStore:TrustStore":
+        state.update(arn=f"{prefix}:truststore/{name}/{digest[:16]}")
+    elif typ == "aws:lb/trustStoreRevocation:TrustStoreRevocation":
+        state.update(revocationId=1)
+        return f"{inputs.get('trustStoreArn')},1"
+    return str(state.get("arn") or f"{prefix}:{digest[:16]}")
 
 
 def run_program(

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 
 from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs, access_log_bucket
 from infra.config import ObjectLock
-from infra.iam_documents import Account
+from infra.iam_documents import Account, LoadBalancerLogDelivery
 
 DATA_BUCKETS: tuple[str, ...] = ("inbox", "archive", "quarantine", "derived")
 
@@ -34,6 +34,10 @@ class ImagingArchiveArgs:
     archive_transition_days: int
     inbox_expiration_days: int
     log_retention_days: int
+    # Other buckets of the region whose server access logs land in the access-log bucket.
+    other_logged_buckets: tuple[str, ...] = ()
+    # The edge's load balancers log to the access-log bucket too.
+    load_balancer_logs: LoadBalancerLogDelivery | None = None
 
 
 class ImagingArchive(pulumi.ComponentResource):
@@ -55,8 +59,9 @@ class ImagingArchive(pulumi.ComponentResource):
             account,
             named("access-logs"),
             retention_days=args.log_retention_days,
-            source_buckets=tuple(named(p) for p in DATA_BUCKETS),
+            source_buckets=(*(named(p) for p in DATA_BUCKETS), *args.other_logged_buckets),
             opts=pulumi.ResourceOptions(parent=self),
+            load_balancer_logs=args.load_balancer_logs,
         )
         data_lifecycles = {
             # Inbox objects are copies: the archive or quarantine holds the evidence long before.

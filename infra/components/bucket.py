@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import ObjectLock
-from infra.iam_documents import Account, bucket_policy
+from infra.iam_documents import Account, LoadBalancerLogDelivery, bucket_policy
 
 COLD_STORAGE_CLASS = "GLACIER_IR"  # millisecond retrieval: a radiologist can still open a prior
 ABORT_MULTIPART_DAYS = 7
@@ -46,6 +46,10 @@ class SecureBucketArgs:
     deny_version_deletion: bool = False
     protect: bool = False
     log_delivery_source_buckets: tuple[str, ...] = ()
+    # Access and connection logs of the stack's load balancers (log buckets only: SSE-S3).
+    load_balancer_logs: LoadBalancerLogDelivery | None = None
+    # None: "phi" for KMS buckets, "audit" for log targets.
+    classification: str | None = None
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -54,6 +58,8 @@ class SecureBucket(pulumi.ComponentResource):
     bucket: aws.s3.Bucket
     name: str
     arn: pulumi.Output[str]
+    # Whatever writes through the policy (log delivery, for one) must wait for it.
+    policy: aws.s3.BucketPolicy
 
     def __init__(
         self, name: str, args: SecureBucketArgs, opts: pulumi.ResourceOptions | None = None
@@ -136,10 +142,11 @@ class SecureBucket(pulumi.ComponentResource):
                     kms_key_arn=arn,
                     deny_version_deletion=args.deny_version_deletion,
                     log_delivery_source_buckets=args.log_delivery_source_buckets,
+                    load_balancer_logs=args.load_balancer_logs,
                 )
             )
         )
-        aws.s3.BucketPolicy(
+        self.policy = aws.s3.BucketPolicy(
             f"{name}-policy",
             bucket=self.bucket.id,
             policy=policy,
@@ -171,8 +178,13 @@ def access_log_bucket(
     retention_days: int,
     source_buckets: tuple[str, ...],
     opts: pulumi.ResourceOptions,
+    load_balancer_logs: LoadBalancerLogDelivery | None = None,
 ) -> SecureBucket:
-    """The server-access-log target of one region: delivery only from ``source_buckets``."""
+    """The server-access-log target of one region: delivery only from ``source_buckets``.
+
+    With ``load_balancer_logs``, the region's load balancers also write their access and
+    connection logs here (ELB, too, delivers to SSE-S3 buckets only).
+    """
     transition = _LOG_TRANSITION_DAYS if retention_days > 2 * _LOG_TRANSITION_DAYS else None
     return SecureBucket(
         name,
@@ -189,12 +201,15 @@ def access_log_bucket(
                 noncurrent_expiration_days=30,
             ),
             log_delivery_source_buckets=source_buckets,
+            load_balancer_logs=load_balancer_logs,
         ),
         opts=opts,
     )
 
 
 def _classification(args: SecureBucketArgs) -> str:
+    if args.classification is not None:
+        return args.classification
     return "audit" if args.kms_key is None else "phi"
 
 

@@ -69,7 +69,19 @@ PURPOSES: dict[str, KeyPurpose] = {
         "HMAC_256",
         "GENERATE_VERIFY_MAC",
     ),
+    "edge": KeyPurpose(
+        "Edge gateway: its TLS private key (Secrets Manager) and container images (ECR)",
+        "SYMMETRIC_DEFAULT",
+        "ENCRYPT_DECRYPT",
+        # ECS reads the TLS secrets for the gateway's execution role through Secrets Manager.
+        via_services=("secretsmanager",),
+        # ECR creates its grant on the key with the deployer's credentials; the administrators
+        # who create the secrets also set their values (through Secrets Manager only).
+        deployed_via_services=("ecr", "secretsmanager"),
+    ),
 }
+# Made only when the stack has an edge (a configured client trust source).
+EDGE_PURPOSES: frozenset[str] = frozenset({"edge"})
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,11 @@ import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 
 from infra.config import (
+    DEFAULT_EDGE_TLS_POLICY,
     DEFAULTS,
+    EDGE_ONLY_KEYS,
+    EDGE_PEM_MAX_BYTES,
+    EDGE_TLS_POLICIES,
     KEYS,
     LOG_RETENTION_DAYS,
     UID_LISTS_MAX_BYTES,
@@ -19,6 +24,7 @@ from infra.config import (
     parse_settings,
 )
 from pacs_kit.program import PlanMocks, Project, run_program
+from tests.infra import certificates
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,8 +106,15 @@ def test_defaults_are_the_secure_documented_values() -> None:
 def test_bad_value_names_key_value_and_allowed(
     key: str, value: object, allowed_fragment: str
 ) -> None:
+    assert_refused_naming(parse, key, value, allowed_fragment)
+
+
+def assert_refused_naming(
+    parser: Callable[..., Any], key: str, value: object, allowed_fragment: str
+) -> None:
+    """``parser`` refuses ``key = value`` naming the key, the value and what is allowed."""
     with pytest.raises(ConfigError) as caught:
-        parse(**{key: value})
+        parser(**{key: value})
     message = str(caught.value)
     assert f"cloud-pacs:{key}" in message, message
     # A bad list item is named on its own; a bad scalar is quoted whole.
@@ -185,12 +198,22 @@ def test_default_providers_are_disabled() -> None:
     assert project["config"]["pulumi:disable-default-providers"] == ["aws"]
 
 
+# The example stack sets the edge's client trust and server certificate, so that it plans the whole
+# edge (the default is no edge); every other value is the documented default.
+EXAMPLE_STACK_EDGE = {
+    "edgeClientCaBundle": "examples/pki/ca.pem",
+    "edgeCertificateArn": (
+        "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-4000-8000-000000000000"
+    ),
+}
+
+
 def test_example_stack_values_are_the_documented_defaults() -> None:
     stack = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
     ours = {
         k.removeprefix("cloud-pacs:"): v for k, v in stack.items() if k.startswith("cloud-pacs:")
     }
-    assert ours == dict(DEFAULTS)
+    assert ours == dict(DEFAULTS) | EXAMPLE_STACK_EDGE
     assert stack["aws:region"] != ours["drRegion"]
 
 
@@ -217,3 +240,175 @@ def test_readme_documents_every_key() -> None:
     readme = (REPO / "README.md").read_text()
     for key in KEYS:
         assert f"| `{key.name}` |" in readme, f"README lacks config key {key.name}"
+
+
+# ------------------------------------------------------------------------------------------ edge
+
+EXAMPLE_CA = "examples/pki/ca.pem"
+CERTIFICATE = "arn:aws:acm:us-east-1:123456789012:certificate/00000000-0000-4000-8000-000000000000"
+PRIVATE_CA = (
+    "arn:aws:acm-pca:us-east-1:123456789012:certificate-authority/"
+    "11111111-2222-4333-8444-555555555555"
+)
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/team/gateway"
+
+
+def parse_edge(**raw: object) -> Any:
+    """Settings with an edge: the example CA and certificate, overridden by ``raw``."""
+    return parse(**({"edgeClientCaBundle": EXAMPLE_CA, "edgeCertificateArn": CERTIFICATE} | raw))
+
+
+def test_no_trust_source_means_no_edge() -> None:
+    assert parse().edge is None
+
+
+def test_example_trust_source_gives_an_internal_tls13_edge() -> None:
+    edge = parse_edge().edge
+    assert edge is not None
+    assert edge.client_ca_pem == (REPO / EXAMPLE_CA).read_text()
+    assert (edge.private_ca_arn, edge.client_crl_pem, edge.image) == (None, None, None)
+    assert edge.certificate_arn == CERTIFICATE
+    assert edge.internet_facing is False
+    assert edge.tls_policy == DEFAULT_EDGE_TLS_POLICY
+    assert (edge.image_tag, edge.desired_count) == ("v0.1.0", 2)
+
+
+def test_private_ca_is_the_other_trust_source() -> None:
+    edge = parse(edgePrivateCaArn=PRIVATE_CA, edgeCertificateArn=CERTIFICATE).edge
+    assert edge is not None
+    assert (edge.private_ca_arn, edge.client_ca_pem) == (PRIVATE_CA, None)
+
+
+def test_tls_policies_are_exactly_the_tls13_only_family() -> None:
+    assert DEFAULT_EDGE_TLS_POLICY == "ELBSecurityPolicy-TLS13-1-3-2021-06"
+    assert len(set(EDGE_TLS_POLICIES)) == len(EDGE_TLS_POLICIES)
+    for policy in EDGE_TLS_POLICIES:
+        assert policy.startswith("ELBSecurityPolicy-TLS13-1-3-"), policy
+        assert parse_edge(edgeTlsPolicy=policy).edge.tls_policy == policy
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed_fragment"),
+    [
+        ("edgeTlsPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06", "must be one of"),
+        ("edgeTlsPolicy", "ELBSecurityPolicy-2016-08", DEFAULT_EDGE_TLS_POLICY),
+        ("edgeCertificateArn", "", "is required with an edge"),
+        ("edgeCertificateArn", "arn:aws:iam::123456789012:server-certificate/x", "ACM"),
+        ("edgeCertificateArn", CERTIFICATE.replace("us-east-1", "us-west-2"), "aws:region"),
+        ("edgeCertificateArn", CERTIFICATE + "x", "ARN of an ACM certificate"),
+        ("edgePrivateCaArn", PRIVATE_CA, "exactly one client CA source"),
+        ("edgeClientCaBundle", "examples/pki/missing.pem", "readable PEM file"),
+        ("edgeClientCaBundle", "examples/pki/README.md", "CA certificates"),
+        ("edgeClientCrl", "examples/pki/ca.pem", "revocation list"),
+        ("edgeInternetFacing", "yes", "true or false"),
+        ("gatewayImage", f"{IMAGE}:latest", "not latest"),
+        ("gatewayImage", IMAGE, "immutable tag or a digest"),
+        ("gatewayImage", f"{IMAGE}@sha256:abc", "immutable tag or a digest"),
+        ("gatewayImage", "docker.io/library/python:3.12", "ECR image URI"),
+        ("gatewayImage", f"{IMAGE.replace('us-east-1', 'eu-west-1')}:v1", "VPC endpoints"),
+        ("gatewayImageTag", "latest", "other than latest"),
+        ("gatewayImageTag", "-v1", "ECR image tag"),
+        ("gatewayImageTag", "v1 beta", "ECR image tag"),
+        ("gatewayDesiredCount", "0", "from 1 to 20"),
+        ("gatewayDesiredCount", "21", "from 1 to 20"),
+    ],
+)
+def test_bad_edge_value_names_key_value_and_allowed(
+    key: str, value: object, allowed_fragment: str
+) -> None:
+    assert_refused_naming(parse_edge, key, value, allowed_fragment)
+
+
+def test_bad_private_ca_arn_is_named() -> None:
+    for value, fragment in (
+        ("arn:aws:acm:us-east-1:123456789012:certificate/x", "ACM Private CA"),
+        (PRIVATE_CA.replace("us-east-1", "eu-west-1"), "aws:region"),
+    ):
+        with pytest.raises(ConfigError, match="cloud-pacs:edgePrivateCaArn") as caught:
+            parse(edgePrivateCaArn=value, edgeCertificateArn=CERTIFICATE)
+        assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("key", EDGE_ONLY_KEYS)
+def test_edge_keys_without_a_trust_source_are_refused(key: str) -> None:
+    value = {"edgeInternetFacing": "true", "gatewayDesiredCount": "3"}.get(key, "something")
+    with pytest.raises(ConfigError) as caught:
+        parse(**{key: value})
+    message = str(caught.value)
+    assert f"cloud-pacs:{key}" in message
+    assert "edgeClientCaBundle or edgePrivateCaArn" in message
+
+
+def test_edge_keys_at_their_defaults_need_no_trust_source() -> None:
+    assert parse(**{key: DEFAULTS[key] for key in EDGE_ONLY_KEYS}).edge is None
+
+
+def test_a_bundle_with_a_private_key_is_refused(tmp_path: Path) -> None:
+    ca = certificates.authority("client CA")
+    path = certificates.write(tmp_path / "ca.pem", ca.pem, ca.key_pem)
+    with pytest.raises(ConfigError, match="cloud-pacs:edgeClientCaBundle") as caught:
+        parse_edge(edgeClientCaBundle=path)
+    assert "private key" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"), [({"ca": False}, "is not a CA"), ({"expired": True}, "has expired")]
+)
+def test_a_bundle_of_leaf_or_expired_certificates_is_refused(
+    tmp_path: Path, kwargs: dict[str, bool], fragment: str
+) -> None:
+    good = certificates.authority("good CA")
+    bad = certificates.authority("bad", **kwargs)
+    path = certificates.write(tmp_path / "ca.pem", good.pem, bad.pem)
+    with pytest.raises(ConfigError, match="cloud-pacs:edgeClientCaBundle") as caught:
+        parse_edge(edgeClientCaBundle=path)
+    assert fragment in str(caught.value) and "CN=bad" in str(caught.value)
+
+
+def test_an_oversized_bundle_is_refused(tmp_path: Path) -> None:
+    ca = certificates.authority("client CA")
+    copies = EDGE_PEM_MAX_BYTES // len(ca.pem) + 1
+    path = certificates.write(tmp_path / "ca.pem", *[ca.pem] * copies)
+    with pytest.raises(ConfigError, match="cloud-pacs:edgeClientCaBundle") as caught:
+        parse_edge(edgeClientCaBundle=path)
+    assert f"at most {EDGE_PEM_MAX_BYTES} bytes" in str(caught.value)
+
+
+def test_a_crl_of_the_bundles_ca_is_accepted_and_another_cas_refused(tmp_path: Path) -> None:
+    ca, stranger = certificates.authority("client CA"), certificates.authority("stranger")
+    bundle = certificates.write(tmp_path / "ca.pem", ca.pem)
+    good = certificates.write(tmp_path / "good.crl.pem", certificates.crl(ca))
+    edge = parse_edge(edgeClientCaBundle=bundle, edgeClientCrl=good).edge
+    assert edge.client_crl_pem == (tmp_path / "good.crl.pem").read_text()
+    bad = certificates.write(tmp_path / "bad.crl.pem", certificates.crl(stranger))
+    with pytest.raises(ConfigError, match="cloud-pacs:edgeClientCrl") as caught:
+        parse_edge(edgeClientCaBundle=bundle, edgeClientCrl=bad)
+    assert "CN=stranger" in str(caught.value)
+
+
+def test_a_crl_forged_in_the_cas_name_is_refused(tmp_path: Path) -> None:
+    ca = certificates.authority("client CA")
+    impostor = certificates.Authority(ca.certificate, certificates.authority("x").key)
+    bundle = certificates.write(tmp_path / "ca.pem", ca.pem)
+    forged = certificates.write(tmp_path / "forged.crl.pem", certificates.crl(impostor))
+    with pytest.raises(ConfigError, match="did not sign it"):
+        parse_edge(edgeClientCaBundle=bundle, edgeClientCrl=forged)
+
+
+def test_gateway_image_takes_a_tag_or_a_digest() -> None:
+    assert parse_edge(gatewayImage=f"{IMAGE}:v2.0.1").edge.image == f"{IMAGE}:v2.0.1"
+    digest = f"{IMAGE}@sha256:{'a' * 64}"
+    assert parse_edge(gatewayImage=digest).edge.image == digest
+
+
+def test_internet_facing_edge_is_allowed_only_with_a_warning() -> None:
+    s = parse_edge(edgeInternetFacing="true", allowedClientCidrs='["10.50.0.0/16"]')
+    assert s.edge.internet_facing is True
+    (warning,) = s.warnings
+    assert "cloud-pacs:edgeInternetFacing is true" in warning and "internet gateway" in warning
+
+
+def test_an_edge_without_client_networks_warns_that_nobody_can_connect() -> None:
+    (warning,) = parse_edge().warnings
+    assert "cloud-pacs:allowedClientCidrs is empty" in warning and "nobody" in warning
+    assert parse_edge(allowedClientCidrs='["10.50.0.0/16"]').warnings == ()

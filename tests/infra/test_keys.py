@@ -20,6 +20,7 @@ EXPECTED = {
     "keys-backup": ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
     "keys-signing": ("ECC_NIST_P256", "SIGN_VERIFY"),
     "keys-pseudonym": ("HMAC_256", "GENERATE_VERIFY_MAC"),
+    "keys-edge": ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
     "dr-keys-backup": ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"),
 }
 
@@ -42,7 +43,7 @@ def test_exactly_the_purpose_keys_exist(plan: ProgramRun) -> None:
 def test_every_key_has_an_alias_by_purpose(plan: ProgramRun) -> None:
     aliases = {a.inputs["name"] for a in plan.of_type("aws:kms/alias:Alias")}
     assert aliases == {
-        f"alias/pacs-dev/{p}" for p in ("archive", "logs", "backup", "signing", "pseudonym")
+        f"alias/pacs-dev/{p}" for p in ("archive", "logs", "backup", "signing", "pseudonym", "edge")
     }, "the DR backup key shares its alias name in its own region"
 
 
@@ -74,6 +75,7 @@ def test_archive_key_used_only_by_named_roles_through_its_data_services(plan: Pr
     use = statement(policy_of(one(plan, KEY, "keys-archive")), "KeyUseByStackRoles")
     condition = use["Condition"]
     assert condition["ArnEquals"]["aws:PrincipalArn"] == [
+        role("pacs-dev-gateway-task"),
         role("pacs-dev-ingest"),
         role("pacs-dev-replication"),
         role("pacs-dev-verify"),
@@ -107,7 +109,8 @@ def test_administrators_deploy_archive_encrypted_resources_only_through_services
         "lambda.us-east-1.amazonaws.com",
     ], "administrators must not reach the archive key through S3 or directly"
     assert deploy["Condition"]["StringEquals"]["kms:CallerAccount"] == MOCK_ACCOUNT_ID
-    for name in sorted(set(EXPECTED) - {"keys-archive"}):
+    # The edge key's own deployment statement is checked in test_edge.py.
+    for name in sorted(set(EXPECTED) - {"keys-archive", "keys-edge"}):
         sids = {s["Sid"] for s in policy_of(one(plan, KEY, name))["Statement"]}
         assert deploy["Sid"] not in sids, f"{name}: administrators deploy through services"
 

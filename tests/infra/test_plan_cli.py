@@ -64,6 +64,20 @@ REQUIRED_TYPES = {
     "aws:cloudwatch/metricAlarm:MetricAlarm",
     "aws:sns/topic:Topic",
     "aws:sns/topicPolicy:TopicPolicy",
+    # EdgeGateway (the example stack names a client trust source)
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:lb/trustStore:TrustStore",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:lb/listener:Listener",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:ecr/repository:Repository",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:secretsmanager/secret:Secret",
+    "aws:ecs/cluster:Cluster",
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "aws:ecs/service:Service",
 }
 
 
@@ -148,6 +162,8 @@ def scratch_project(tmp_path: Path) -> Path:
         ("cloud-pacs:logRetentionDays: 2000", "cloud-pacs:logRetentionDays"),
         ("cloud-pacs:allowedClientCidrs: ['0.0.0.0/0']", "cloud-pacs:allowedClientCidrs"),
         ("cloud-pacs:vpcCidrs: 10.0.0.0/16", "cloud-pacs:vpcCidrs"),
+        ("cloud-pacs:edgeTlsPolicy: ELBSecurityPolicy-2016-08", "cloud-pacs:edgeTlsPolicy"),
+        ("cloud-pacs:edgeClientCaBundle: examples/pki/absent.pem", "cloud-pacs:edgeClientCaBundle"),
     ],
 )
 def test_broken_stack_file_exits_2_naming_the_key(

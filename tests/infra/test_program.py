@@ -61,6 +61,7 @@ def test_components_use_the_kit_type_tokens_and_parent_their_children(plan: Prog
         "cloud-pacs:storage:SecureBucket",
         "cloud-pacs:dr:DisasterRecovery",
         "cloud-pacs:ingest:IngestPipeline",
+        "cloud-pacs:edge:EdgeGateway",
     }
     for r in plan.resources:
         if r.custom and not r.type.startswith("pulumi:providers:"):
@@ -107,6 +108,7 @@ def test_keys_worm_buckets_and_vaults_are_protected_from_destroy(plan: ProgramRu
         "keys-backup",
         "keys-signing",
         "keys-pseudonym",
+        "keys-edge",
         "dr-keys-backup",
         "imaging-archive",
         "imaging-quarantine",

@@ -16,6 +16,8 @@ BUCKETS = {
     "imaging-quarantine": ("us-east-1-quarantine", "keys-archive"),
     "imaging-derived": ("us-east-1-derived", "keys-archive"),
     "imaging-access-logs": ("us-east-1-access-logs", None),
+    # The edge's client CA bundle: public certificates that ELB reads (see test_edge.py).
+    "edge-trust": ("us-east-1-edge-trust", None),
     "dr-replica": ("us-west-2-replica", "dr-keys-backup"),
     "dr-access-logs": ("us-west-2-access-logs", None),
 }
@@ -122,7 +124,7 @@ def test_log_bucket_accepts_delivery_only_from_the_stacks_buckets(plan: ProgramR
     sources = delivery["Condition"]["ArnLike"]["aws:SourceArn"]
     assert sources == sorted(
         f"arn:aws:s3:::pacs-dev-{MOCK_ACCOUNT_ID}-us-east-1-{p}"
-        for p in ("archive", "derived", "inbox", "quarantine")
+        for p in ("archive", "derived", "edge-trust", "inbox", "quarantine")
     )
     assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == MOCK_ACCOUNT_ID
 

@@ -1,0 +1,270 @@
+"""``pacs-kit pki``: a small private CA for the edge's mutual TLS (modalities, partners, gateway).
+
+- ``pki init --out DIR``: ``DIR/ca.pem`` and ``DIR/ca.key`` (EC P-256, 10 years, path length 0).
+- ``pki issue --ca DIR --name NAME --kind client|server [--san ...] --out DIR``: ``NAME.pem`` and
+  ``NAME.key`` (EC P-256, 90 days by default, the key usage and extended key usage of its kind).
+- ``pki crl --ca DIR --revoke SERIAL... --out FILE``: a CRL (7 days) signed by the CA.
+
+Private keys are written with mode 0600. Production can use AWS Private CA instead (the edge
+accepts either a CA bundle or a Private CA ARN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+LEAF_DAYS = 90
+CRL_DAYS = 7
+KINDS = ("client", "server")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class PkiError(ValueError):
+    """A PKI request that cannot be fulfilled (missing CA, bad SAN, bad serial...)."""
+
+
+@dataclass(frozen=True)
+class Issued:
+    certificate: Path
+    key: Path
+    serial: int
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    data = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cloud-pacs-kit"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def init_ca(out: Path, *, common_name: str = "cloud-pacs-kit private CA") -> Path:
+    """Create a CA in ``out``; refuses to overwrite an existing CA key."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "ca.key").exists():
+        raise PkiError(f"{out / 'ca.key'} exists; refusing to replace a CA")
+    key = _new_key()
+    now = datetime.now(UTC)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_key(out / "ca.key", key)
+    _write_cert(out / "ca.pem", cert)
+    return out / "ca.pem"
+
+
+def load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    try:
+        cert = x509.load_pem_x509_certificate((ca_dir / "ca.pem").read_bytes())
+        key = serialization.load_pem_private_key((ca_dir / "ca.key").read_bytes(), None)
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"no usable CA in {ca_dir} (ca.pem, ca.key): {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise PkiError(f"{ca_dir / 'ca.key'} is not an EC key")
+    return cert, key
+
+
+def _san(values: list[str]) -> list[x509.GeneralName]:
+    names: list[x509.GeneralName] = []
+    for value in values:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(value)))
+        except ValueError:
+            if not value or any(c.isspace() for c in value):
+                raise PkiError(f"--san {value!r} is neither an IP address nor a DNS name") from None
+            names.append(x509.DNSName(value))
+    return names
+
+
+def issue(
+    ca_dir: Path,
+    name: str,
+    kind: str,
+    out: Path,
+    *,
+    sans: list[str] | None = None,
+    days: int = LEAF_DAYS,
+    not_before: datetime | None = None,
+) -> Issued:
+    """Issue a leaf certificate and key for a ``client`` (modality) or ``server`` (gateway)."""
+    if kind not in KINDS:
+        raise PkiError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    if days <= 0:
+        raise PkiError("--days must be positive")
+    ca_cert, ca_key = load_ca(ca_dir)
+    key = _new_key()
+    start = not_before or datetime.now(UTC) - timedelta(minutes=5)
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if kind == "client" else ExtendedKeyUsageOID.SERVER_AUTH
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(name))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    san = _san(sans or ([name] if kind == "server" else []))
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())
+    out.mkdir(parents=True, exist_ok=True)
+    _write_key(out / f"{name}.key", key)
+    _write_cert(out / f"{name}.pem", cert)
+    return Issued(out / f"{name}.pem", out / f"{name}.key", cert.serial_number)
+
+
+def crl(ca_dir: Path, revoked: list[int], out: Path, *, days: int = CRL_DAYS) -> Path:
+    """A CRL revoking ``revoked`` serials, signed by the CA."""
+    ca_cert, ca_key = load_ca(ca_dir)
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(minutes=5))
+        .next_update(now + timedelta(days=days))
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    for serial in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return out
+
+
+def _serial(text: str) -> int:
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a serial number: {text!r}") from None
+
+
+def add_command(commands: Any) -> None:
+    """Register ``pki init|issue|crl`` on the ``pacs-kit`` sub-command parser."""
+    pki = commands.add_parser("pki", help="private CA for the edge's mutual TLS")
+    sub = pki.add_subparsers(dest="pki_command", required=True, metavar="ACTION")
+    init = sub.add_parser("init", help="create a CA: DIR/ca.pem and DIR/ca.key")
+    init.add_argument("--out", type=Path, required=True, metavar="DIR")
+    init.set_defaults(handler=_run_init)
+    leaf = sub.add_parser("issue", help="issue DIR/NAME.pem and DIR/NAME.key")
+    leaf.add_argument("--ca", type=Path, required=True, metavar="DIR")
+    leaf.add_argument("--name", required=True)
+    leaf.add_argument("--kind", required=True, choices=KINDS)
+    leaf.add_argument("--san", action="append", default=[], help="DNS name or IP (repeat)")
+    leaf.add_argument("--days", type=int, default=LEAF_DAYS)
+    leaf.add_argument("--out", type=Path, required=True, metavar="DIR")
+    leaf.set_defaults(handler=_run_issue)
+    revoke = sub.add_parser("crl", help="write a CRL revoking the given serial numbers")
+    revoke.add_argument("--ca", type=Path, required=True, metavar="DIR")
+    revoke.add_argument("--revoke", type=_serial, nargs="*", default=[], metavar="SERIAL")
+    revoke.add_argument("--out", type=Path, required=True, metavar="FILE")
+    revoke.set_defaults(handler=_run_crl)
+
+
+def _report(fn: Any) -> int:
+    try:
+        print(fn())
+    except PkiError as exc:
+        print(f"pacs-kit pki: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    return _report(lambda: init_ca(args.out))
+
+
+def _run_issue(args: argparse.Namespace) -> int:
+    def run() -> str:
+        issued = issue(args.ca, args.name, args.kind, args.out, sans=args.san, days=args.days)
+        return f"{issued.certificate}  {issued.key}  serial {issued.serial}"
+
+    return _report(run)
+
+
+def _run_crl(args: argparse.Namespace) -> int:
+    return _report(lambda: crl(args.ca, args.revoke, args.out))

@@ -1,0 +1,208 @@
+"""The gateway for real on 127.0.0.1: dcmtk's storescu over mutual TLS, STOW-RS, refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import ssl
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pydicom.data import get_testdata_file
+
+from lambdas.dicom_checks import ValidationPolicy, inspect_stream
+from tests.gateway.conftest import INBOX, Gateway, Pki
+from tests.lambdas.factory import ct_bytes
+
+CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
+
+
+def inbox_keys(s3: Any, bucket: str = INBOX) -> set[str]:
+    return {o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def store(storescu: str, certs: Pki, gateway: Gateway, client: str | None, *files: Path) -> Any:
+    tls = []
+    if client is not None:
+        issued = certs.clients[client]
+        tls = ["+tls", str(issued.key), str(issued.certificate), "+cf", str(certs.ca)]
+    return subprocess.run(
+        [storescu, "-v", *tls, "-aet", "CT_SCANNER_1", "-aec", "CLOUDPACS", "127.0.0.1",
+         str(gateway.dimse_port), *map(str, files)],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_storescu_stores_over_mutual_tls_into_the_inbox(
+    storescu: str, certs: Pki, gateway: Gateway, s3: Any
+) -> None:
+    before = inbox_keys(s3)
+    result = store(storescu, certs, gateway, "good", CT_SMALL)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [key] = inbox_keys(s3) - before
+    assert key.startswith("incoming/") and key.endswith(".dcm")
+    head = s3.head_object(Bucket=INBOX, Key=key)
+    meta = head["Metadata"]
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert meta["channel"] == "dimse" and meta["calling-ae"] == "CT_SCANNER_1"
+    client_der = x509.load_pem_x509_certificate(
+        certs.clients["good"].certificate.read_bytes()
+    ).public_bytes(Encoding.DER)
+    assert meta["client-fingerprint"] == hashlib.sha256(client_der).hexdigest()
+    assert "commonName=modality" in meta["client-subject"]
+    body = s3.get_object(Bucket=INBOX, Key=key)["Body"].read()
+    assert meta["sha256"] == hashlib.sha256(body).hexdigest()
+    landed = inspect_stream([body], ValidationPolicy())
+    assert landed.accepted, landed.reasons  # what the gateway lands, ingest accepts
+    assert landed.sop_instance_uid == "1.3.6.1.4.1.5962.1.1.1.1.1.20040119072730.12322"
+
+
+@pytest.mark.parametrize("client", ["foreign", "expired", "revoked", None])
+def test_untrusted_clients_are_refused_and_write_nothing(
+    storescu: str, certs: Pki, gateway: Gateway, s3: Any, client: str | None
+) -> None:
+    before = inbox_keys(s3)
+    result = store(storescu, certs, gateway, client, CT_SMALL)
+    assert result.returncode != 0, f"{client or 'plain TCP'} was accepted"
+    assert inbox_keys(s3) == before
+
+
+def _handshake(certs: Pki, port: int, maximum: ssl.TLSVersion) -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.maximum_version = maximum
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.load_verify_locations(cafile=str(certs.ca))
+    good = certs.clients["good"]
+    context.load_cert_chain(str(good.certificate), str(good.key))
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.do_handshake()
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")  # old TLS on purpose
+def test_tls_older_than_1_2_is_refused(certs: Pki, gateway: Gateway) -> None:
+    _handshake(certs, gateway.dimse_port, ssl.TLSVersion.TLSv1_2)  # the same client, TLS 1.2: OK
+    with pytest.raises(ssl.SSLError) as refused:
+        _handshake(certs, gateway.dimse_port, ssl.TLSVersion.TLSv1_1)
+    # The server's protocol_version alert, not a client unable to speak TLS 1.1 at all.
+    assert "PROTOCOL_VERSION" in str(refused.value).upper(), refused.value
+
+
+def test_a_failed_inbox_write_fails_the_c_store(
+    storescu: str, certs: Pki, start_gateway: Any
+) -> None:
+    broken = start_gateway("no-such-bucket")
+    result = store(storescu, certs, broken, "good", CT_SMALL)
+    assert result.returncode != 0, "a C-STORE that was not stored must not succeed"
+    output = result.stdout + result.stderr
+    assert "Refused: OutOfResources" in output, output
+
+
+def _stow(gateway: Gateway, parts: list[bytes], headers: dict[str, str]) -> tuple[int, Any]:
+    boundary = uuid.uuid4().hex
+    body = (
+        b"".join(
+            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n"
+            for p in parts
+        )
+        + b"--"
+        + boundary.encode()
+        + b"--\r\n"
+    )
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{gateway.http_port}/studies",
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+            "Accept": "application/dicom+json",
+            **headers,
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
+def _alb_headers(certs: Pki) -> dict[str, str]:
+    """What the ALB adds in mTLS verify mode (the leaf is URL-encoded PEM)."""
+    good = certs.clients["good"]
+    cert = x509.load_pem_x509_certificate(good.certificate.read_bytes())
+    return {
+        "X-Amzn-Mtls-Clientcert-Subject": cert.subject.rfc4514_string(),
+        "X-Amzn-Mtls-Clientcert-Serial-Number": format(cert.serial_number, "X"),
+        "X-Amzn-Mtls-Clientcert-Issuer": cert.issuer.rfc4514_string(),
+        "X-Amzn-Mtls-Clientcert-Leaf": urllib.parse.quote(good.certificate.read_text()),
+    }
+
+
+def test_stow_rs_stores_two_instances_and_answers_dicom_json(
+    certs: Pki, gateway: Gateway, s3: Any
+) -> None:
+    before = inbox_keys(s3)
+    first, second = ct_bytes(), ct_bytes()
+    status, response = _stow(gateway, [first, second], _alb_headers(certs))
+    assert status == 200
+    referenced = response["00081199"]["Value"]
+    assert len(referenced) == 2 and "00081198" not in response
+    assert {r["00081150"]["Value"][0] for r in referenced} == {"1.2.840.10008.5.1.4.1.1.2"}
+    new = inbox_keys(s3) - before
+    assert len(new) == 2
+    bodies = {s3.get_object(Bucket=INBOX, Key=k)["Body"].read() for k in new}
+    assert bodies == {first, second}
+    assert {s3.head_object(Bucket=INBOX, Key=k)["Metadata"]["channel"] for k in new} == {"stow"}
+
+
+def test_stow_rs_reports_an_unreadable_part_as_failed(certs: Pki, gateway: Gateway) -> None:
+    status, response = _stow(gateway, [ct_bytes(), b"not dicom"], _alb_headers(certs))
+    assert status == 202
+    assert len(response["00081199"]["Value"]) == 1
+    assert response["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
+
+
+def test_stow_rs_without_the_albs_client_certificate_headers_is_refused(
+    gateway: Gateway, s3: Any
+) -> None:
+    before = inbox_keys(s3)
+    status, _ = _stow(gateway, [ct_bytes()], {})
+    assert status == 403
+    assert inbox_keys(s3) == before
+
+
+def test_health_endpoint_answers_for_the_target_group(gateway: Gateway) -> None:
+    url = f"http://127.0.0.1:{gateway.http_port}/health"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_sigterm_shuts_down_gracefully(start_gateway: Any) -> None:
+    short_lived = start_gateway()
+    assert short_lived.stop() == 0
+    assert any('"stopped"' in line for line in short_lived.lines)
+    assert all("Traceback" not in line for line in short_lived.lines)
+
+
+def test_the_containers_way_tls_material_from_environment_variables(
+    storescu: str, certs: Pki, start_gateway: Any, s3: Any
+) -> None:
+    """`python -m gateway gateway --tls-cert-env ...` exactly as the ECS task runs it."""
+    container = start_gateway(from_environment=True)
+    before = inbox_keys(s3)
+    assert store(storescu, certs, container, "good", CT_SMALL).returncode == 0
+    assert len(inbox_keys(s3) - before) == 1
+    assert store(storescu, certs, container, "revoked", CT_SMALL).returncode != 0
+    assert container.stop() == 0
