@@ -1,6 +1,7 @@
 # The DICOM gateway (gateway/): DIMSE C-STORE over mutual TLS on 2762, STOW-RS and /health on 8080.
 # Runs as a non-root user with a read-only root filesystem; the only writable path it needs is
-# $TMPDIR (/tmp), where TLS material passed in environment variables is written with mode 0600.
+# $TMPDIR (/tmp): TLS material passed in environment variables (written 0600) and every received
+# instance, spooled there before its upload.
 #
 #   docker build -t cloud-pacs-gateway:v0.1.0 .
 #   docker run --read-only --tmpfs /tmp -p 2762:2762 -p 8080:8080 \

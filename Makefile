@@ -19,13 +19,18 @@ demo: $(STAMP)
 
 test: lint typecheck pytest
 
-# Independent verifiers the tests drive: dcmtk (storescu over mutual TLS). Debian/Ubuntu only.
+# Independent verifiers the tests drive: dcmtk (storescu over mutual TLS), openssl (verify).
+# Debian/Ubuntu only.
 tools:
-	@command -v storescu >/dev/null 2>&1 || { \
-	  echo "installing dcmtk (apt-get)"; \
+	@missing=; \
+	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (apt-get)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO apt-get install -y -qq --no-install-recommends dcmtk >/dev/null; }
+	  $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

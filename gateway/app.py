@@ -97,21 +97,25 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"pacs-kit gateway: TLS material unusable: {exc}\n")
         return 2
+    # What the ingest validator accepts by default: refused here, the sender keeps the instance.
+    sop_classes, syntaxes = default_sop_classes(), DEFAULT_TRANSFER_SYNTAXES
     scp = StorageSCP(
-        inbox,
-        ae_title=args.ae_title,
-        sop_classes=default_sop_classes(),
-        transfer_syntaxes=DEFAULT_TRANSFER_SYNTAXES,
+        inbox, ae_title=args.ae_title, sop_classes=sop_classes, transfer_syntaxes=syntaxes
     )
     dimse_port = scp.start(args.host, args.dimse_port, context)
-    stow = StowServer(inbox, allow_missing_mtls_headers=args.allow_missing_mtls_headers)
+    stow = StowServer(
+        inbox,
+        sop_classes=sop_classes,
+        transfer_syntaxes=syntaxes,
+        allow_missing_mtls_headers=args.allow_missing_mtls_headers,
+    )
     http_port = stow.start(args.host, args.http_port) if args.http_port is not None else None
     log.info("listening", extra={"dimse_port": dimse_port, "http_port": http_port})
 
     while not stopping.wait(0.5):  # wake regularly so the signal handlers get to run
         pass
-    # Graceful: stop accepting, let running requests finish, then exit.
+    # Graceful: stop accepting, let running requests and associations finish, then exit.
     stow.stop()
-    scp.stop()
-    log.info("stopped")
+    aborted = scp.stop(drain_seconds=args.drain_seconds)
+    log.info("stopped", extra={"aborted_associations": aborted})
     return 0

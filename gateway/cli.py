@@ -8,6 +8,9 @@ from typing import Any
 
 from gateway.tls import TLS_VERSIONS
 
+# Below ECS's 120 s stop timeout (infra/components/edge.py): the process exits before SIGKILL.
+DRAIN_SECONDS = 100.0
+
 # (option, metavar, description) of each piece of TLS material.
 TLS_MATERIAL = (
     ("tls-cert", "CERT", "the DICOM TLS listener's certificate chain"),
@@ -46,6 +49,13 @@ def add_command(commands: Any) -> None:
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
     p.add_argument("--tls-min", choices=sorted(TLS_VERSIONS), default="1.2")
     p.add_argument("--kms-key-id", metavar="KEY", help="SSE-KMS key (default: the bucket's)")
+    p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=DRAIN_SECONDS,
+        metavar="S",
+        help=f"on SIGTERM, how long running associations may finish (default {DRAIN_SECONDS:g})",
+    )
     p.add_argument(
         "--allow-missing-mtls-headers",
         action="store_true",

@@ -2,16 +2,22 @@
 
 A C-STORE is answered Success only after the inbox write returned: a failed write answers
 "Out of Resources" (0xA700), so the modality keeps the instance and sends it again.
+
+Received data sets go to a temporary file as their fragments arrive (pynetdicom's chunked
+receive), never whole into memory, and stream from there to S3: a multi-gigabyte multi-frame
+instance costs disk under $TMPDIR, not the task's memory. pynetdicom deletes the file once the
+handler has answered.
 """
 
 from __future__ import annotations
 
 import logging
 import ssl
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from pynetdicom import AE, evt
+from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from gateway.inbox import InboxWriter, Sender
@@ -35,6 +41,8 @@ class StorageSCP:
         transfer_syntaxes: Iterable[str],
     ) -> None:
         self.inbox = inbox
+        # Process-wide, and this process is the gateway: every C-STORE is received to a file.
+        _config.STORE_RECV_CHUNKED_DATASET = True
         self.ae = AE(ae_title=ae_title)
         syntaxes = list(transfer_syntaxes)
         for uid in sorted(sop_classes):
@@ -52,9 +60,20 @@ class StorageSCP:
         )
         return int(self.server.server_address[1])
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
+    def stop(self, drain_seconds: float = 0.0) -> int:
+        """Stop accepting associations; let running ones finish for up to ``drain_seconds``,
+        then abort the rest (their unanswered C-STOREs are resent by the modality). Returns how
+        many were aborted."""
+        if self.server is None:
+            return 0
+        self.server.shutdown()
+        deadline = time.monotonic() + drain_seconds
+        while self.server.active_associations and time.monotonic() < deadline:
+            time.sleep(0.1)
+        running = list(self.server.active_associations)
+        for assoc in running:
+            assoc.abort()
+        return len(running)
 
     def on_store(self, event: Any) -> int:
         uid = str(event.request.AffectedSOPInstanceUID)
@@ -64,12 +83,8 @@ class StorageSCP:
             log.warning("store refused: no verified client certificate", extra={"sop": uid})
             return CANNOT_UNDERSTAND
         try:
-            data = event.encoded_dataset(include_meta=True)
-        except Exception:  # noqa: BLE001 - a data set pynetdicom cannot encode is refused
-            log.warning("store refused: data set cannot be encoded", extra={"sop": uid})
-            return CANNOT_UNDERSTAND
-        try:
-            landed = self.inbox.put(data, sender)
+            with event.dataset_path.open("rb") as received:
+                landed = self.inbox.put(received, sender)
         except Exception as exc:  # noqa: BLE001 - any failure to land durably must not be Success
             log.error(
                 "store failed: inbox write failed",

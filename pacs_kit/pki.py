@@ -228,19 +228,39 @@ def add_command(commands: Any) -> None:
     pki = commands.add_parser("pki", help="private CA for the edge's mutual TLS")
     sub = pki.add_subparsers(dest="pki_command", required=True, metavar="ACTION")
     init = sub.add_parser("init", help="create a CA: DIR/ca.pem and DIR/ca.key")
-    init.add_argument("--out", type=Path, required=True, metavar="DIR")
+    init.add_argument("--out", type=Path, required=True, metavar="DIR", help="new CA directory")
     init.set_defaults(handler=_run_init)
-    leaf = sub.add_parser("issue", help="issue DIR/NAME.pem and DIR/NAME.key")
-    leaf.add_argument("--ca", type=Path, required=True, metavar="DIR")
-    leaf.add_argument("--name", required=True)
-    leaf.add_argument("--kind", required=True, choices=KINDS)
+    leaf = sub.add_parser(
+        "issue",
+        help="issue DIR/NAME.pem and DIR/NAME.key",
+        description="Prints the certificate, the key and the serial number (for `pki crl`).",
+    )
+    leaf.add_argument("--ca", type=Path, required=True, metavar="DIR", help="made by `pki init`")
+    leaf.add_argument("--name", required=True, help="common name and file name")
+    leaf.add_argument(
+        "--kind",
+        required=True,
+        choices=KINDS,
+        help="client: modalities and partners (clientAuth); server: the gateway (serverAuth)",
+    )
     leaf.add_argument("--san", action="append", default=[], help="DNS name or IP (repeat)")
-    leaf.add_argument("--days", type=int, default=LEAF_DAYS)
+    leaf.add_argument("--days", type=int, default=LEAF_DAYS, help=f"validity (default {LEAF_DAYS})")
     leaf.add_argument("--out", type=Path, required=True, metavar="DIR")
     leaf.set_defaults(handler=_run_issue)
-    revoke = sub.add_parser("crl", help="write a CRL revoking the given serial numbers")
+    revoke = sub.add_parser(
+        "crl",
+        help="write a CRL revoking the given serial numbers",
+        description=f"The CRL is valid {CRL_DAYS} days: publish a new one before it expires.",
+    )
     revoke.add_argument("--ca", type=Path, required=True, metavar="DIR")
-    revoke.add_argument("--revoke", type=_serial, nargs="*", default=[], metavar="SERIAL")
+    revoke.add_argument(
+        "--revoke",
+        type=_serial,
+        nargs="*",
+        default=[],
+        metavar="SERIAL",
+        help="serial numbers, decimal or 0x-prefixed hex (none: an empty CRL)",
+    )
     revoke.add_argument("--out", type=Path, required=True, metavar="FILE")
     revoke.set_defaults(handler=_run_crl)
 

@@ -54,6 +54,9 @@ GATEWAY_USER = "10001:10001"
 # task-scoped volume on the task's ephemeral storage (encrypted by Fargate), gone with the task.
 SCRATCH_VOLUME = "scratch"
 SCRATCH_PATH = "/tmp"
+# The gateway spools every instance it receives there before the upload (DIMSE and STOW-RS alike,
+# up to 4 GiB each): room for several large multi-frame instances at once.
+EPHEMERAL_STORAGE_GIB = 60
 # The gateway reads its TLS material from these variables (`--tls-cert-env NAME` etc.). ECS fills
 # the first two from Secrets Manager at task start; the CA bundle and CRL are public material.
 ENV_TLS_CERT = "PACS_GATEWAY_TLS_CERT"
@@ -632,6 +635,7 @@ class EdgeGateway(pulumi.ComponentResource):
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
             volumes=[{"name": SCRATCH_VOLUME}],
+            ephemeral_storage={"size_in_gib": EPHEMERAL_STORAGE_GIB},
             container_definitions=pulumi.Output.all(
                 image=self.image,
                 log_group=self.log_group.name,

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import io
 import json
+import signal
 import socket
 import ssl
 import subprocess
-import urllib.error
+import time
 import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydicom.data import get_testdata_file
+from pynetdicom import AE
+from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from lambdas.dicom_checks import ValidationPolicy, inspect_stream
 from tests.gateway.conftest import INBOX, Gateway, Pki
-from tests.lambdas.factory import ct_bytes
+from tests.lambdas.factory import big_endian_ct, ct_bytes, encode
 
 CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
 
@@ -110,32 +116,50 @@ def test_a_failed_inbox_write_fails_the_c_store(
     assert "Refused: OutOfResources" in output, output
 
 
-def _stow(gateway: Gateway, parts: list[bytes], headers: dict[str, str]) -> tuple[int, Any]:
+def _multipart(boundary: str, parts: list[bytes]) -> bytes:
+    delimiter = b"--" + boundary.encode()
+    head = delimiter + b"\r\nContent-Type: application/dicom\r\n\r\n"
+    return b"".join(head + p + b"\r\n" for p in parts) + delimiter + b"--\r\n"
+
+
+def _stow(
+    gateway: Gateway,
+    parts: list[bytes],
+    headers: dict[str, str],
+    *,
+    path: str = "/studies",
+    body: bytes | None = None,
+    chunk: int | None = None,
+) -> tuple[int, Any]:
+    """POST a STOW-RS request; ``chunk`` sends it with chunked transfer coding."""
     boundary = uuid.uuid4().hex
-    body = (
-        b"".join(
-            b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n"
-            for p in parts
-        )
-        + b"--"
-        + boundary.encode()
-        + b"--\r\n"
+    payload = (
+        _multipart(boundary, parts) if body is None else body.replace(b"{B}", boundary.encode())
     )
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{gateway.http_port}/studies",
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
-            "Accept": "application/dicom+json",
-            **headers,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as error:
-        return error.code, None
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=60)
+    connection.putrequest("POST", path)
+    for name, value in {
+        "Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}',
+        "Accept": "application/dicom+json",
+        **headers,
+    }.items():
+        connection.putheader(name, value)
+    if chunk is None:
+        connection.putheader("Content-Length", str(len(payload)))
+        connection.endheaders(payload)
+    else:
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        for i in range(0, len(payload), chunk):
+            piece = payload[i : i + chunk]
+            connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+        connection.send(b"0\r\n\r\n")
+    response = connection.getresponse()
+    content = response.read()
+    connection.close()
+    if response.headers.get("Content-Type") == "application/dicom+json":
+        return response.status, json.loads(content)
+    return response.status, None
 
 
 def _alb_headers(certs: Pki) -> dict[str, str]:
@@ -183,6 +207,69 @@ def test_stow_rs_without_the_albs_client_certificate_headers_is_refused(
     assert inbox_keys(s3) == before
 
 
+def test_stow_rs_streams_a_large_chunked_upload_into_the_inbox(
+    certs: Pki, gateway: Gateway, s3: Any
+) -> None:
+    """A 24 MiB multi-frame instance, sent in 1 MiB chunks: spooled to disk, stored unchanged."""
+    frames, side = 3, 2048
+    big = ct_bytes(
+        Rows=side, Columns=side, NumberOfFrames=frames, PixelData=bytes(side * side * 2 * frames)
+    )
+    before = inbox_keys(s3)
+    status, response = _stow(gateway, [big, ct_bytes()], _alb_headers(certs), chunk=1 << 20)
+    assert status == 200, response
+    assert len(response["00081199"]["Value"]) == 2
+    new = inbox_keys(s3) - before
+    bodies = {s3.get_object(Bucket=INBOX, Key=k)["Body"].read() for k in new}
+    assert big in bodies
+    for key in new:
+        assert s3.head_object(Bucket=INBOX, Key=key, ChecksumMode="ENABLED")["ChecksumSHA256"]
+
+
+def test_stow_rs_refuses_what_ingest_would_refuse_with_the_standards_reasons(
+    certs: Pki, gateway: Gateway, s3: Any
+) -> None:
+    study = "1.2.826.0.1.3680043.8.498.11"
+    unknown_class = "1.2.826.0.1.3680043.8.498.99"
+    parts = [
+        ct_bytes(SOPClassUID=unknown_class, StudyInstanceUID=study),
+        big_endian_ct(),
+        ct_bytes(),  # another study than the URL names
+    ]
+    ds = pydicom.dcmread(io.BytesIO(parts[0]))
+    ds.file_meta.MediaStorageSOPClassUID = unknown_class
+    parts[0] = encode(ds)
+    before = inbox_keys(s3)
+    status, response = _stow(gateway, parts, _alb_headers(certs), path=f"/studies/{study}")
+    assert status == 409 and "00081199" not in response
+    reasons = [f["00081197"]["Value"][0] for f in response["00081198"]["Value"]]
+    assert reasons == [0x0122, 0xC122, 0x0110]
+    assert inbox_keys(s3) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        # cut before the closing boundary: the part's end was never seen
+        (b"--{B}\r\nContent-Type: application/dicom\r\n\r\nDICM", 400),
+        (b"no boundary at all", 400),
+    ],
+)
+def test_stow_rs_refuses_a_broken_body_and_writes_nothing(
+    certs: Pki, gateway: Gateway, s3: Any, body: bytes, status: int
+) -> None:
+    before = inbox_keys(s3)
+    assert _stow(gateway, [], _alb_headers(certs), body=body)[0] == status
+    assert inbox_keys(s3) == before
+
+
+def test_stow_rs_accepts_a_multipart_preamble(certs: Pki, gateway: Gateway) -> None:
+    instance = ct_bytes()
+    body = b"preamble, ignored\r\n" + _multipart("{B}", [instance])
+    status, response = _stow(gateway, [], _alb_headers(certs), body=body)
+    assert status == 200 and len(response["00081199"]["Value"]) == 1
+
+
 def test_health_endpoint_answers_for_the_target_group(gateway: Gateway) -> None:
     url = f"http://127.0.0.1:{gateway.http_port}/health"
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -194,6 +281,38 @@ def test_sigterm_shuts_down_gracefully(start_gateway: Any) -> None:
     assert short_lived.stop() == 0
     assert any('"stopped"' in line for line in short_lived.lines)
     assert all("Traceback" not in line for line in short_lived.lines)
+
+
+def test_sigterm_lets_a_running_association_finish_its_c_stores(
+    certs: Pki, start_gateway: Any, s3: Any
+) -> None:
+    """ECS's SIGTERM: no new associations, but the one in flight stores and is released."""
+    draining = start_gateway()
+    good = certs.clients["good"]
+    context = ssl.create_default_context(cafile=str(certs.ca))
+    context.load_cert_chain(str(good.certificate), str(good.key))
+    ae = AE(ae_title="CT_SCANNER_2")
+    ae.add_requested_context(CTImageStorage)
+    assoc = ae.associate(
+        "127.0.0.1", draining.dimse_port, ae_title="CLOUDPACS", tls_args=(context, "127.0.0.1")
+    )
+    assert assoc.is_established
+    before = inbox_keys(s3)
+    draining.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the listening socket closes first
+        try:
+            socket.create_connection(("127.0.0.1", draining.dimse_port), timeout=1).close()
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the gateway still accepts connections after SIGTERM")
+    status = assoc.send_c_store(pydicom.dcmread(io.BytesIO(ct_bytes())))
+    assert status.Status == 0x0000
+    assoc.release()
+    assert draining.process.wait(timeout=30) == 0
+    assert len(inbox_keys(s3) - before) == 1
 
 
 def test_the_containers_way_tls_material_from_environment_variables(

@@ -438,6 +438,8 @@ def test_gateway_runs_read_only_non_root_unprivileged_without_capabilities(
 def test_the_only_writable_path_is_a_task_scoped_scratch_volume(plan: ProgramRun) -> None:
     task = one(plan, "aws:ecs/taskDefinition:TaskDefinition", "edge-task").inputs
     assert task["volumes"] == [{"name": "scratch"}], "a host path or EFS volume"
+    # Received instances are spooled there: more than Fargate's default 20 GiB.
+    assert task["ephemeralStorage"] == {"sizeInGib": 60}
     assert container(plan)["mountPoints"] == [
         {"sourceVolume": "scratch", "containerPath": "/tmp", "readOnly": False}
     ]
