@@ -97,8 +97,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"pacs-kit gateway: TLS material unusable: {exc}\n")
         return 2
-    # What the ingest validator accepts by default: refused here, the sender keeps the instance.
-    sop_classes, syntaxes = default_sop_classes(), DEFAULT_TRANSFER_SYNTAXES
+    # What the ingest validator accepts (the stack passes its lists; else the validator's own):
+    # refused here, the sender keeps the instance.
+    sop_classes = frozenset(args.sop_class) or default_sop_classes()
+    syntaxes = tuple(args.transfer_syntax) or DEFAULT_TRANSFER_SYNTAXES
     scp = StorageSCP(
         inbox, ae_title=args.ae_title, sop_classes=sop_classes, transfer_syntaxes=syntaxes
     )

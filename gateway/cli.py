@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
 from gateway.tls import TLS_VERSIONS
 
+# PS3.5 9.1: dot-separated decimal components without leading zeros, at most 64 characters.
+_UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+UID_MAX_LENGTH = 64
 # Below ECS's 120 s stop timeout (infra/components/edge.py): the process exits before SIGKILL.
 DRAIN_SECONDS = 100.0
 
@@ -18,6 +22,12 @@ TLS_MATERIAL = (
     ("client-ca", "CA_BUNDLE", "CA certificates client certificates must chain to"),
     ("crl", "FILE", "a CRL: client certificates it revokes are refused"),
 )
+
+
+def _uid(text: str) -> str:
+    if len(text) > UID_MAX_LENGTH or not _UID_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a DICOM UID (digits and dots, <= 64): {text!r}")
+    return text
 
 
 def add_command(commands: Any) -> None:
@@ -48,6 +58,22 @@ def add_command(commands: Any) -> None:
     p.add_argument("--ae-title", default="CLOUDPACS", metavar="TITLE")
     p.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
     p.add_argument("--tls-min", choices=sorted(TLS_VERSIONS), default="1.2")
+    p.add_argument(
+        "--sop-class",
+        type=_uid,
+        action="append",
+        default=[],
+        metavar="UID",
+        help="accept this storage SOP class (repeat; default: the ingest validator's list)",
+    )
+    p.add_argument(
+        "--transfer-syntax",
+        type=_uid,
+        action="append",
+        default=[],
+        metavar="UID",
+        help="accept this transfer syntax (repeat; default: the ingest validator's list)",
+    )
     p.add_argument("--kms-key-id", metavar="KEY", help="SSE-KMS key (default: the bucket's)")
     p.add_argument(
         "--drain-seconds",

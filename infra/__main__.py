@@ -212,6 +212,8 @@ if settings.edge is not None and trust_bucket is not None:
             edge_key=keys.keys["edge"],
             logs_key=keys.keys["logs"],
             log_retention_days=settings.log_retention_days,
+            sop_classes=settings.ingest_sop_classes,
+            transfer_syntaxes=settings.ingest_transfer_syntaxes,
         ),
         opts=in_primary,
     )

@@ -104,9 +104,20 @@ def gateway_execution_role_name(name_prefix: str) -> str:
     return f"{name_prefix}-gateway-execution"
 
 
-def gateway_command(inbox_bucket: str, *, with_crl: bool) -> list[str]:
+def gateway_command(
+    inbox_bucket: str,
+    *,
+    with_crl: bool,
+    sop_classes: Sequence[str] = (),
+    transfer_syntaxes: Sequence[str] = (),
+) -> list[str]:
     """The container's command: ``pacs-kit gateway ...`` without ``pacs-kit`` (the image's
-    ENTRYPOINT, ``python -m gateway``, accepts the same arguments, sub-command included)."""
+    ENTRYPOINT, ``python -m gateway``, accepts the same arguments, sub-command included).
+
+    ``sop_classes`` and ``transfer_syntaxes`` are the stack's ingest lists (``ingestSopClasses``,
+    ``ingestTransferSyntaxes``): the gateway accepts what the ingest validator accepts. Empty, both
+    take the validator's built-in lists, as the ingest function does.
+    """
     command = [
         "gateway",
         "--dimse-port",
@@ -122,6 +133,10 @@ def gateway_command(inbox_bucket: str, *, with_crl: bool) -> list[str]:
         "--inbox-bucket",
         inbox_bucket,
     ]
+    for uid in sop_classes:
+        command += ["--sop-class", uid]
+    for uid in transfer_syntaxes:
+        command += ["--transfer-syntax", uid]
     if with_crl:
         command += ["--client-crl-env", ENV_CLIENT_CRL]
     return command
@@ -139,6 +154,8 @@ class GatewayContainer:
     private_key_secret_arn: str
     client_ca_pem: str
     client_crl_pem: str | None = None
+    sop_classes: tuple[str, ...] = ()
+    transfer_syntaxes: tuple[str, ...] = ()
 
 
 def container_definitions(c: GatewayContainer) -> list[dict[str, Any]]:
@@ -157,7 +174,12 @@ def container_definitions(c: GatewayContainer) -> list[dict[str, Any]]:
             "essential": True,
             # The image's ENTRYPOINT (`python -m gateway`) takes `pacs-kit gateway`'s arguments.
             # ECS's init process reaps and forwards signals (initProcessEnabled below).
-            "command": gateway_command(c.inbox_bucket, with_crl=c.client_crl_pem is not None),
+            "command": gateway_command(
+                c.inbox_bucket,
+                with_crl=c.client_crl_pem is not None,
+                sop_classes=c.sop_classes,
+                transfer_syntaxes=c.transfer_syntaxes,
+            ),
             "user": GATEWAY_USER,
             "readonlyRootFilesystem": True,
             "linuxParameters": {
@@ -257,6 +279,9 @@ class EdgeGatewayArgs:
     edge_key: aws.kms.Key
     logs_key: aws.kms.Key
     log_retention_days: int
+    # The stack's ingest lists (empty: the validator's built-in ones): what the gateway accepts.
+    sop_classes: tuple[str, ...] = ()
+    transfer_syntaxes: tuple[str, ...] = ()
 
 
 class EdgeGateway(pulumi.ComponentResource):
@@ -654,6 +679,8 @@ class EdgeGateway(pulumi.ComponentResource):
                             private_key_secret_arn=a["private_key"],
                             client_ca_pem=a["client_ca"],
                             client_crl_pem=s.client_crl_pem,
+                            sop_classes=args.sop_classes,
+                            transfer_syntaxes=args.transfer_syntaxes,
                         )
                     )
                 )

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,7 +125,9 @@ def _wait_listening(process: subprocess.Popen[str], port: int) -> None:
 def start_gateway(s3_endpoint: str, certs: Pki) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
-    def start(bucket: str = INBOX, *, from_environment: bool = False) -> Gateway:
+    def start(
+        bucket: str = INBOX, *, from_environment: bool = False, extra: Sequence[str] = ()
+    ) -> Gateway:
         dimse, http = free_port(), free_port()
         material = {
             "tls-cert": certs.server_cert,
@@ -149,7 +151,7 @@ def start_gateway(s3_endpoint: str, certs: Pki) -> Iterator[Callable[..., Gatewa
         command = [
             *entry, "--host", "127.0.0.1",
             "--dimse-port", str(dimse), "--http-port", str(http), *tls,
-            "--inbox-bucket", bucket, "--endpoint-url", s3_endpoint,
+            "--inbox-bucket", bucket, "--endpoint-url", s3_endpoint, *extra,
         ]  # fmt: skip
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

@@ -247,6 +247,22 @@ def test_stow_rs_refuses_what_ingest_would_refuse_with_the_standards_reasons(
     assert inbox_keys(s3) == before
 
 
+def test_a_gateway_given_the_stacks_lists_refuses_the_rest_on_both_channels(
+    storescu: str, certs: Pki, start_gateway: Any, s3: Any
+) -> None:
+    """An MR-only stack (ingestSopClasses): a CT is refused by DIMSE and by STOW-RS alike."""
+    mr_only = start_gateway(extra=["--sop-class", "1.2.840.10008.5.1.4.1.1.4"])
+    before = inbox_keys(s3)
+    result = store(storescu, certs, mr_only, "good", CT_SMALL)
+    assert result.returncode != 0, "no presentation context for CT may be accepted"
+    assert "presentation context" in (result.stdout + result.stderr).lower(), result.stdout
+    status, response = _stow(mr_only, [ct_bytes()], _alb_headers(certs))
+    assert status == 409
+    assert response["00081198"]["Value"][0]["00081197"]["Value"] == [0x0122]
+    assert inbox_keys(s3) == before
+    assert mr_only.stop() == 0
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

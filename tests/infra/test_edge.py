@@ -464,6 +464,22 @@ def test_gateway_command_and_environment_are_the_container_contract(plan: Progra
     assert c["image"] == f"{MOCK_ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/pacs-dev/gateway:v0.1.0"
 
 
+def test_the_gateway_accepts_the_stacks_ingest_lists(plan_with: Callable[..., ProgramRun]) -> None:
+    mr, explicit_le = "1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.1.2.1"
+    run = plan_with(ingestSopClasses=[mr], ingestTransferSyntaxes=[explicit_le])
+    command = container(run)["command"]
+    assert command == gateway_command(
+        INBOX, with_crl=False, sop_classes=(mr,), transfer_syntaxes=(explicit_le,)
+    )
+    assert command[command.index("--sop-class") + 1] == mr
+    assert command[command.index("--transfer-syntax") + 1] == explicit_le
+
+
+def test_by_default_the_gateway_takes_the_validators_own_lists(plan: ProgramRun) -> None:
+    command = container(plan)["command"]
+    assert "--sop-class" not in command and "--transfer-syntax" not in command
+
+
 def test_task_is_fargate_awsvpc_with_its_two_roles(plan: ProgramRun) -> None:
     task = one(plan, "aws:ecs/taskDefinition:TaskDefinition", "edge-task").inputs
     assert task["requiresCompatibilities"] == ["FARGATE"]
