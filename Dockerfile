@@ -26,7 +26,12 @@ COPY gateway/ /app/gateway/
 COPY lambdas/__init__.py lambdas/dicom_checks.py /app/lambdas/
 # Byte code at build time: the root filesystem is read-only at run time.
 RUN python -m compileall -q /app /usr/local/lib/python3.12 \
-    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway
+    && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin gateway \
+    && chown 10001:10001 /tmp && chmod 1777 /tmp
+# ECS mounts the task's scratch volume at /tmp (infra/components/edge.py). A Fargate bind mount is
+# root-owned 0755 unless the image declares the path a VOLUME: then ECS copies the image's /tmp,
+# owner and mode included, so user 10001 can write there.
+VOLUME ["/tmp"]
 USER 10001:10001
 EXPOSE 2762 8080
 STOPSIGNAL SIGTERM

@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -21,8 +22,9 @@ from botocore.config import Config
 
 from gateway.dimse import StorageSCP
 from gateway.inbox import InboxWriter
+from gateway.spool import Spool
 from gateway.stow import StowServer
-from gateway.tls import server_context
+from gateway.tls import Revocations, server_context
 from lambdas.dicom_checks import DEFAULT_TRANSFER_SYNTAXES, default_sop_classes
 
 log = logging.getLogger("gateway")
@@ -88,15 +90,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         material = _tls_material(args)
         context = server_context(
-            material["tls_cert"],
-            material["tls_key"],
-            material["client_ca"],
-            minimum=args.tls_min,
-            crl=material.get("crl"),
+            material["tls_cert"], material["tls_key"], material["client_ca"], minimum=args.tls_min
+        )
+        revocations = (
+            Revocations.load(material["crl"], material["client_ca"]) if "crl" in material else None
         )
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"pacs-kit gateway: TLS material unusable: {exc}\n")
         return 2
+    if revocations is not None and revocations.out_of_date():
+        log.warning(
+            "the CRL is past its next update: it still revokes what it lists; publish a new one",
+            extra={"next_update": revocations.next_update},
+        )
+    # After the TLS material: its private directory must not be swept with the spool.
+    spool = Spool()
+    spool.start()
     # What the ingest validator accepts (the stack passes its lists; else the validator's own):
     # refused here, the sender keeps the instance.
     sop_classes = frozenset(args.sop_class) or default_sop_classes()
@@ -104,20 +113,26 @@ def run(args: argparse.Namespace) -> int:
     scp = StorageSCP(
         inbox, ae_title=args.ae_title, sop_classes=sop_classes, transfer_syntaxes=syntaxes
     )
-    dimse_port = scp.start(args.host, args.dimse_port, context)
+    dimse_port = scp.start(args.host, args.dimse_port, context, revocations)
     stow = StowServer(
         inbox,
         sop_classes=sop_classes,
         transfer_syntaxes=syntaxes,
         allow_missing_mtls_headers=args.allow_missing_mtls_headers,
+        healthy=spool.healthy,
     )
     http_port = stow.start(args.host, args.http_port) if args.http_port is not None else None
     log.info("listening", extra={"dimse_port": dimse_port, "http_port": http_port})
 
     while not stopping.wait(0.5):  # wake regularly so the signal handlers get to run
         pass
-    # Graceful: stop accepting, let running requests and associations finish, then exit.
-    stow.stop()
-    aborted = scp.stop(drain_seconds=args.drain_seconds)
-    log.info("stopped", extra={"aborted_associations": aborted})
+    # Graceful: both listeners stop accepting at once, then running requests and associations
+    # finish against one deadline (below ECS's stop timeout), then the process exits.
+    deadline = time.monotonic() + args.drain_seconds
+    scp.stop_accepting()
+    stow.stop_accepting()
+    unfinished = stow.drain(deadline)
+    aborted = scp.drain(deadline)
+    spool.close()
+    log.info("stopped", extra={"aborted_associations": aborted, "unfinished_requests": unfinished})
     return 0

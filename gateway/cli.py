@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 from typing import Any
 
 from gateway.tls import TLS_VERSIONS
+from gateway.uids import is_uid
 
-# PS3.5 9.1: dot-separated decimal components without leading zeros, at most 64 characters.
-_UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-UID_MAX_LENGTH = 64
 # Below ECS's 120 s stop timeout (infra/components/edge.py): the process exits before SIGKILL.
 DRAIN_SECONDS = 100.0
 
@@ -25,7 +22,7 @@ TLS_MATERIAL = (
 
 
 def _uid(text: str) -> str:
-    if len(text) > UID_MAX_LENGTH or not _UID_RE.fullmatch(text):
+    if not is_uid(text):
         raise argparse.ArgumentTypeError(f"not a DICOM UID (digits and dots, <= 64): {text!r}")
     return text
 

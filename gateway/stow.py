@@ -14,13 +14,15 @@ disk and a few MiB of memory however large it is.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import tempfile
 import threading
+import time
 import urllib.parse
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +37,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.inbox import MAX_SINGLE_PUT_BYTES, InboxWriter, Sender
 from gateway.tls import fingerprint
+from gateway.uids import loggable
 
 log = logging.getLogger("gateway")
 
@@ -65,7 +68,7 @@ SOCKET_TIMEOUT_SECONDS = 60
 
 
 class StowServer:
-    """A threaded HTTP server; one thread per request; stopping waits for running requests."""
+    """A threaded HTTP server, one thread per connection; stopping lets running requests end."""
 
     def __init__(
         self,
@@ -75,14 +78,17 @@ class StowServer:
         transfer_syntaxes: Collection[str],
         allow_missing_mtls_headers: bool = False,
         max_instance_bytes: int = MAX_SINGLE_PUT_BYTES,
+        healthy: Callable[[], bool] = lambda: True,
     ) -> None:
         self.inbox = inbox
         self.sop_classes = frozenset(sop_classes)
         self.transfer_syntaxes = frozenset(transfer_syntaxes)
         self.allow_missing_mtls_headers = allow_missing_mtls_headers
         self.max_instance_bytes = min(max_instance_bytes, MAX_SINGLE_PUT_BYTES)
+        self.healthy = healthy
         self.httpd: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
+        self._requests = 0  # STOW-RS requests being served
+        self._idle = threading.Condition()
 
     def start(self, host: str, port: int) -> int:
         server = self
@@ -91,18 +97,34 @@ class StowServer:
             owner = server
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
-        # server_close() joins the request threads: a stop lets running uploads finish (each
-        # bounded by the socket timeout) instead of cutting them off.
-        self.httpd.daemon_threads = False
-        self.httpd.block_on_close = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.httpd.daemon_threads = True  # idle keep-alive connections do not hold the exit
+        threading.Thread(target=self.httpd.serve_forever, name="stow-accept", daemon=True).start()
         return int(self.httpd.server_address[1])
 
-    def stop(self) -> None:
+    def stop_accepting(self) -> None:
+        """Close the listening socket; requests being served go on."""
         if self.httpd is not None:
             self.httpd.shutdown()
-            self.httpd.server_close()
+            self.httpd.socket.close()
+
+    def drain(self, deadline: float) -> int:
+        """Wait until no request is being served or ``deadline`` (``time.monotonic()``) passes;
+        returns how many were still running."""
+        with self._idle:
+            while self._requests and (remaining := deadline - time.monotonic()) > 0:
+                self._idle.wait(remaining)
+            return self._requests
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        with self._idle:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._requests -= 1
+                self._idle.notify_all()
 
 
 def _sender_from_headers(headers: Any) -> Sender | None:
@@ -237,12 +259,16 @@ class MultipartReader:
         return done
 
     def close(self) -> None:
-        """Discard what is half-read; raise if the body ended before its closing delimiter."""
+        """At the end of the body: raise if it ended before its closing delimiter."""
+        self.discard()
+        if not self.ended:
+            raise MultipartParseError("body ended before the closing boundary")
+
+    def discard(self) -> None:
+        """Drop the part being read, if any (a body cut short, or any error)."""
         if self._part is not None:
             self._part.file.close()
             self._part = None
-        if not self.ended:
-            raise MultipartParseError("body ended before the closing boundary")
 
     def _begin(self) -> None:
         self._part = Part()
@@ -359,7 +385,11 @@ class _StowHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/health":
-            self._reply(HTTPStatus.OK, b'{"status":"ok"}', "application/json")
+            if self.owner.healthy():
+                self._reply(HTTPStatus.OK, b'{"status":"ok"}', "application/json")
+            else:  # out of scratch space: let the load balancers route around this task
+                body = b'{"status":"low on scratch space"}'
+                self._reply(HTTPStatus.SERVICE_UNAVAILABLE, body, "application/json")
         else:
             self._refuse(HTTPStatus.NOT_FOUND)
 
@@ -386,7 +416,8 @@ class _StowHandler(BaseHTTPRequestHandler):
             # application/dicom+json and +xml bodies carry metadata and bulk data separately.
             self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
-        self._store_body(boundary, sender, study)
+        with self.owner.serving():
+            self._store_body(boundary, sender, study)
 
     def _store_body(self, boundary: bytes, sender: Sender, study: str | None) -> None:
         reader = MultipartReader(boundary, self.owner.max_instance_bytes)
@@ -396,8 +427,10 @@ class _StowHandler(BaseHTTPRequestHandler):
                 for chunk in body_chunks(self.rfile, self.headers):
                     for part in reader.feed(chunk):
                         self._store_part(part, sender, study, response)
-            finally:
-                reader.close()
+            except BaseException:
+                reader.discard()  # the first error is the one to answer
+                raise
+            reader.close()
         except (BodyError, MultipartParseError) as exc:
             status = exc.status if isinstance(exc, BodyError) else HTTPStatus.BAD_REQUEST
             log.warning(
@@ -439,7 +472,7 @@ class _StowHandler(BaseHTTPRequestHandler):
             except Exception as exc:  # noqa: BLE001 - not stored: say so, per instance
                 log.error(
                     "stow failed: inbox write failed",
-                    extra={"sop": header.sop_instance, "error": type(exc).__name__},
+                    extra={"sop": loggable(header.sop_instance), "error": type(exc).__name__},
                 )
                 response.failed.append(_failure(OUT_OF_RESOURCES, item))
                 return
@@ -447,7 +480,7 @@ class _StowHandler(BaseHTTPRequestHandler):
             "stored",
             extra={
                 "channel": "stow",
-                "sop": header.sop_instance,
+                "sop": loggable(header.sop_instance),
                 "key": landed.key,
                 "sha256": landed.sha256,
                 "size": landed.size,

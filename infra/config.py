@@ -63,6 +63,8 @@ DEFAULT_GATEWAY_IMAGE_TAG = "v0.1.0"
 # The CA bundle and the CRL also reach the gateway's DIMSE listener through its task definition,
 # which ECS limits to 64 KiB in all.
 EDGE_PEM_MAX_BYTES = 16 * 1024
+# A CRL that reaches its next update within this time warns at every deployment.
+CRL_RENEWAL_WARNING = datetime.timedelta(days=7)
 
 _REGION_RE = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
@@ -476,9 +478,30 @@ def _ca_bundle(key: str, raw: object, root: Path, now: datetime.datetime) -> str
     return text
 
 
-def _crl(key: str, raw: object, root: Path, ca_pem: str | None) -> str:
+def _crl(
+    key: str,
+    raw: object,
+    root: Path,
+    ca_pem: str | None,
+    now: datetime.datetime,
+    warnings: list[str],
+) -> str:
     allowed = "must be a PEM certificate revocation list (BEGIN X509 CRL) of the client CA"
     text, crl = _pem_file(key, raw, root, allowed, x509.load_pem_x509_crl)
+    next_update = crl.next_update_utc
+    if next_update is not None and next_update <= now:
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            f"{allowed}, not past its next update ({next_update:%Y-%m-%d %H:%M} UTC): publish a "
+            "new one (pacs-kit pki crl, or your CA's)",
+        )
+    if next_update is not None and next_update - now < CRL_RENEWAL_WARNING:
+        warnings.append(
+            f"{_qualified(key)} reaches its next update on {next_update:%Y-%m-%d %H:%M} UTC: "
+            "publish a new CRL and deploy it before then (the gateway keeps revoking what an "
+            "old CRL lists; the ALB's trust store follows AWS's CRL handling)"
+        )
     if ca_pem is not None:
         issuers = [
             c
@@ -582,7 +605,7 @@ def _edge(
         else None
     )
     crl_raw = str(get("edgeClientCrl")).strip()
-    crl = _crl("edgeClientCrl", crl_raw, root, ca_pem) if crl_raw else None
+    crl = _crl("edgeClientCrl", crl_raw, root, ca_pem, now, warnings) if crl_raw else None
     certificate_raw = str(get("edgeCertificateArn")).strip()
     if not certificate_raw:
         raise ConfigError(

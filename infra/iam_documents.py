@@ -607,7 +607,10 @@ def endpoint_policy(account: Account, service: str) -> Document:
         }
     ]
     if service == "s3":
-        # ECR image layers live in an AWS-owned bucket; without this, Fargate cannot pull images.
+        # ECR image layers live in an AWS-owned bucket and are fetched through URLs that ECR
+        # pre-signs with its own credentials: the caller is not a principal of this account, so
+        # this statement cannot carry the account condition (AWS's documented minimal policy for
+        # ECR behind an S3 gateway endpoint has none). It admits reads of that one bucket only.
         statements.append(
             {
                 "Sid": "EcrImageLayers",
@@ -617,7 +620,6 @@ def endpoint_policy(account: Account, service: str) -> Document:
                 "Resource": (
                     f"arn:{account.partition}:s3:::prod-{account.region}-starport-layer-bucket/*"
                 ),
-                "Condition": {"StringEquals": {"aws:PrincipalAccount": account.account_id}},
             }
         )
     return document(*statements)

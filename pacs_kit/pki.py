@@ -3,7 +3,8 @@
 - ``pki init --out DIR``: ``DIR/ca.pem`` and ``DIR/ca.key`` (EC P-256, 10 years, path length 0).
 - ``pki issue --ca DIR --name NAME --kind client|server [--san ...] --out DIR``: ``NAME.pem`` and
   ``NAME.key`` (EC P-256, 90 days by default, the key usage and extended key usage of its kind).
-- ``pki crl --ca DIR --revoke SERIAL... --out FILE``: a CRL (7 days) signed by the CA.
+- ``pki crl --ca DIR --revoke SERIAL... --out FILE``: a CRL (30 days) signed by the CA, with
+  every serial revoked so far (``DIR/revoked.json``) and a growing CRL number.
 
 Private keys are written with mode 0600. Production can use AWS Private CA instead (the edge
 accepts either a CA bundle or a Private CA ARN).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -27,7 +29,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_DAYS = 3650
 LEAF_DAYS = 90
-CRL_DAYS = 7
+CRL_DAYS = 30
+# The CA directory's record of revoked serials and the last CRL number.
+REVOKED_LEDGER = "revoked.json"
 KINDS = ("client", "server")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -194,9 +198,21 @@ def issue(
 
 
 def crl(ca_dir: Path, revoked: list[int], out: Path, *, days: int = CRL_DAYS) -> Path:
-    """A CRL revoking ``revoked`` serials, signed by the CA."""
+    """A CRL signed by the CA revoking ``revoked`` and every serial revoked before.
+
+    Revocations are cumulative: the CA directory keeps them in ``revoked.json`` with their
+    revocation dates and the CRL number (RFC 5280 5.2.3), which grows with every CRL.
+    """
+    if days <= 0:
+        raise PkiError("--days must be positive")
     ca_cert, ca_key = load_ca(ca_dir)
     now = datetime.now(UTC)
+    ledger_path = ca_dir / REVOKED_LEDGER
+    ledger = _read_ledger(ledger_path)
+    dates: dict[int, str] = {int(e["serial"]): e["revoked_at"] for e in ledger["revoked"]}
+    for serial in revoked:
+        dates.setdefault(serial, now.isoformat(timespec="seconds"))
+    number = int(ledger["crl_number"]) + 1
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
@@ -206,14 +222,44 @@ def crl(ca_dir: Path, revoked: list[int], out: Path, *, days: int = CRL_DAYS) ->
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
+        .add_extension(x509.CRLNumber(number), critical=False)
     )
-    for serial in revoked:
+    for serial, when in sorted(dates.items()):
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(datetime.fromisoformat(when))
+            .build()
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    ledger_path.write_text(
+        json.dumps(
+            {
+                "crl_number": number,
+                "revoked": [{"serial": str(k), "revoked_at": v} for k, v in sorted(dates.items())],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     return out
+
+
+def _read_ledger(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {"crl_number": 0, "revoked": []}
+    try:
+        ledger: dict[str, Any] = json.loads(path.read_text())
+        int(ledger["crl_number"])
+        for entry in ledger["revoked"]:
+            int(entry["serial"])
+            datetime.fromisoformat(entry["revoked_at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PkiError(
+            f"{path} is damaged ({type(exc).__name__}); restore it from backup"
+        ) from None
+    return ledger
 
 
 def _serial(text: str) -> int:
@@ -250,7 +296,10 @@ def add_command(commands: Any) -> None:
     revoke = sub.add_parser(
         "crl",
         help="write a CRL revoking the given serial numbers",
-        description=f"The CRL is valid {CRL_DAYS} days: publish a new one before it expires.",
+        description=(
+            "Revocations are cumulative (DIR/revoked.json). Publish a new CRL before its next "
+            "update: the stack refuses an expired one."
+        ),
     )
     revoke.add_argument("--ca", type=Path, required=True, metavar="DIR")
     revoke.add_argument(
@@ -259,7 +308,10 @@ def add_command(commands: Any) -> None:
         nargs="*",
         default=[],
         metavar="SERIAL",
-        help="serial numbers, decimal or 0x-prefixed hex (none: an empty CRL)",
+        help="serial numbers to add, decimal or 0x-prefixed hex (earlier ones stay revoked)",
+    )
+    revoke.add_argument(
+        "--days", type=int, default=CRL_DAYS, help=f"until the next update (default {CRL_DAYS})"
     )
     revoke.add_argument("--out", type=Path, required=True, metavar="FILE")
     revoke.set_defaults(handler=_run_crl)
@@ -287,4 +339,4 @@ def _run_issue(args: argparse.Namespace) -> int:
 
 
 def _run_crl(args: argparse.Namespace) -> int:
-    return _report(lambda: crl(args.ca, args.revoke, args.out))
+    return _report(lambda: crl(args.ca, args.revoke, args.out, days=args.days))

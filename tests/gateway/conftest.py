@@ -126,14 +126,18 @@ def start_gateway(s3_endpoint: str, certs: Pki) -> Iterator[Callable[..., Gatewa
     started: list[Gateway] = []
 
     def start(
-        bucket: str = INBOX, *, from_environment: bool = False, extra: Sequence[str] = ()
+        bucket: str = INBOX,
+        *,
+        from_environment: bool = False,
+        extra: Sequence[str] = (),
+        crl: Path | None = None,
     ) -> Gateway:
         dimse, http = free_port(), free_port()
         material = {
             "tls-cert": certs.server_cert,
             "tls-key": certs.server_key,
             "client-ca": certs.ca,
-            "client-crl": certs.crl,
+            "client-crl": crl or certs.crl,
         }
         env = {**os.environ, **CREDENTIALS}
         if from_environment:

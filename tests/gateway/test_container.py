@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from infra.components.edge import GATEWAY_USER, SCRATCH_PATH
 from tests.conftest import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -17,10 +19,28 @@ def test_the_image_runs_as_a_non_root_user() -> None:
     users = re.findall(r"^USER\s+(\S+)", DOCKERFILE, flags=re.MULTILINE)
     assert users, "no USER instruction: the container would run as root"
     assert users[-1].split(":")[0] not in ("root", "0")
+    assert users[-1] == GATEWAY_USER, "the task definition names the same user"
 
 
 def test_the_entry_point_is_the_gateway_module() -> None:
     assert 'ENTRYPOINT ["python", "-m", "gateway"]' in DOCKERFILE
+
+
+def test_the_scratch_path_is_a_volume_the_user_can_write() -> None:
+    """ECS bind-mounts the task's scratch volume at /tmp: without VOLUME and the image's own
+    ownership, Fargate mounts it root-owned 0755 and the gateway cannot spool or start."""
+    assert SCRATCH_PATH == "/tmp"  # the task definition's mount point
+    assert re.search(r'^VOLUME \["/tmp"\]$', DOCKERFILE, flags=re.MULTILINE)
+    assert "chown 10001:10001 /tmp" in DOCKERFILE and "chmod 1777 /tmp" in DOCKERFILE
+    volume = DOCKERFILE.index('VOLUME ["/tmp"]')
+    assert DOCKERFILE.index("chown 10001:10001 /tmp") < volume, "changes after VOLUME are lost"
+
+
+def test_requirements_are_the_versions_the_tests_ran() -> None:
+    for line in (REPO / "gateway" / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.strip().split("==")
+            assert importlib.metadata.version(name) == version, name
 
 
 def test_requirements_are_exact_pins() -> None:

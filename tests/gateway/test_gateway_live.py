@@ -14,13 +14,15 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
@@ -80,6 +82,51 @@ def test_untrusted_clients_are_refused_and_write_nothing(
     result = store(storescu, certs, gateway, client, CT_SMALL)
     assert result.returncode != 0, f"{client or 'plain TCP'} was accepted"
     assert inbox_keys(s3) == before
+
+
+def test_a_silent_connection_delays_nobody(storescu: str, certs: Pki, gateway: Gateway) -> None:
+    """Connections that never start TLS (a port scan, a stuck client) must not block the
+    listener: the handshake runs in each connection's own thread, with a deadline."""
+    silent = [socket.create_connection(("127.0.0.1", gateway.dimse_port)) for _ in range(3)]
+    try:
+        started = time.monotonic()
+        result = store(storescu, certs, gateway, "good", CT_SMALL)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert time.monotonic() - started < 30, "the store waited for the silent connections"
+    finally:
+        for connection in silent:
+            connection.close()
+
+
+def test_an_out_of_date_crl_keeps_revoking_without_locking_everyone_out(
+    storescu: str, certs: Pki, start_gateway: Any, tmp_path: Path
+) -> None:
+    """OpenSSL's own CRL check would refuse every client once the CRL is past its next update."""
+    ca_cert = x509.load_pem_x509_certificate(certs.ca.read_bytes())
+    ca_key = load_pem_private_key((certs.root / "ca" / "ca.key").read_bytes(), None)
+    now = datetime.now(UTC)
+    revoked = certs.clients["revoked"].serial
+    stale = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(days=40))
+        .next_update(now - timedelta(days=10))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(revoked)
+            .revocation_date(now - timedelta(days=40))
+            .build()
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    crl = tmp_path / "stale.crl"
+    crl.write_bytes(stale.public_bytes(Encoding.PEM))
+    lenient = start_gateway(crl=crl)
+    assert store(storescu, certs, lenient, "good", CT_SMALL).returncode == 0
+    assert store(storescu, certs, lenient, "revoked", CT_SMALL).returncode != 0
+    assert lenient.stop() == 0
+    assert any("past its next update" in line for line in lenient.lines)
+    assert any("client certificate revoked" in line for line in lenient.lines)
 
 
 def _handshake(certs: Pki, port: int, maximum: ssl.TLSVersion) -> None:
@@ -277,6 +324,32 @@ def test_stow_rs_refuses_a_broken_body_and_writes_nothing(
     before = inbox_keys(s3)
     assert _stow(gateway, [], _alb_headers(certs), body=body)[0] == status
     assert inbox_keys(s3) == before
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        ({"Transfer-Encoding": "gzip"}, 501),  # a transfer coding we do not decode
+        ({}, 411),  # neither Content-Length nor chunked
+    ],
+)
+def test_stow_rs_answers_framing_it_cannot_read_with_its_own_status(
+    certs: Pki, gateway: Gateway, framing: dict[str, str], status: int
+) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.http_port, timeout=30)
+    connection.putrequest("POST", "/studies", skip_accept_encoding=True)
+    headers = {
+        "Content-Type": 'multipart/related; type="application/dicom"; boundary=b',
+        **_alb_headers(certs),
+        **framing,
+    }
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    response = connection.getresponse()
+    assert response.status == status
+    assert response.getheader("Connection") == "close"
+    connection.close()
 
 
 def test_stow_rs_accepts_a_multipart_preamble(certs: Pki, gateway: Gateway) -> None:

@@ -97,6 +97,38 @@ def test_a_revoked_certificate_fails_openssl_crl_checks(ca: Path) -> None:
     assert loaded.next_update_utc is not None and loaded.next_update_utc > datetime.now(UTC)
 
 
+def test_revocations_accumulate_and_each_crl_has_a_higher_number(tmp_path: Path) -> None:
+    assert pacs_kit("init", "--out", tmp_path).returncode == 0
+    (first, a), (second, b) = (
+        issue(tmp_path, "lost-1", "client"),
+        issue(tmp_path, "lost-2", "client"),
+    )
+    crls = [tmp_path / "1.crl", tmp_path / "2.crl"]
+    assert pacs_kit("crl", "--ca", tmp_path, "--revoke", str(a.serial_number), "--out", crls[0])
+    result = pacs_kit(
+        "crl", "--ca", tmp_path, "--revoke", hex(b.serial_number), "--days", "14", "--out", crls[1]
+    )
+    assert result.returncode == 0, result.stderr
+    older, newer = (x509.load_pem_x509_crl(c.read_bytes()) for c in crls)
+    assert {r.serial_number for r in newer} == {a.serial_number, b.serial_number}
+    numbers = [c.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+               for c in (older, newer)]  # fmt: skip
+    assert numbers[1] > numbers[0]
+    assert newer.next_update_utc is not None and newer.last_update_utc is not None
+    assert 13 <= (newer.next_update_utc - newer.last_update_utc).days <= 14
+    # The first revocation keeps its date; openssl refuses both leaves with the newer CRL.
+    assert newer.get_revoked_certificate_by_serial_number(a.serial_number).revocation_date_utc == (
+        older.get_revoked_certificate_by_serial_number(a.serial_number).revocation_date_utc
+    )
+    for leaf in (first, second):
+        check = subprocess.run(
+            ["openssl", "verify", "-crl_check", "-CAfile", tmp_path / "ca.pem",
+             "-CRLfile", crls[1], leaf],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert check.returncode != 0 and "revoked" in (check.stdout + check.stderr).lower()
+
+
 @pytest.mark.parametrize(
     "args",
     [

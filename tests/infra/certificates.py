@@ -54,13 +54,18 @@ def authority(name: str, *, ca: bool = True, expired: bool = False) -> Authority
     return Authority(certificate, key)
 
 
-def crl(issuer: Authority, revoked_serials: tuple[int, ...] = (4711,)) -> bytes:
+def crl(
+    issuer: Authority,
+    revoked_serials: tuple[int, ...] = (4711,),
+    *,
+    next_update: datetime.datetime = NOW + 30 * DAY,
+) -> bytes:
     """A PEM CRL signed by ``issuer`` revoking the given serial numbers."""
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.certificate.subject)
-        .last_update(NOW - DAY)
-        .next_update(NOW + 7 * DAY)
+        .last_update(min(NOW - DAY, next_update - DAY))
+        .next_update(next_update)
     )
     for serial in revoked_serials:
         builder = builder.add_revoked_certificate(

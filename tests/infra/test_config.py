@@ -386,6 +386,24 @@ def test_a_crl_of_the_bundles_ca_is_accepted_and_another_cas_refused(tmp_path: P
     assert "CN=stranger" in str(caught.value)
 
 
+def test_an_expired_crl_is_refused_and_one_about_to_expire_warns(tmp_path: Path) -> None:
+    ca = certificates.authority("client CA")
+    bundle = certificates.write(tmp_path / "ca.pem", ca.pem)
+    expired = certificates.crl(ca, next_update=certificates.NOW - certificates.DAY)
+    with pytest.raises(ConfigError, match="cloud-pacs:edgeClientCrl") as caught:
+        parse_edge(edgeClientCaBundle=bundle, edgeClientCrl=certificates.write(
+            tmp_path / "expired.crl.pem", expired))  # fmt: skip
+    assert "not past its next update" in str(caught.value)
+    soon = certificates.crl(ca, next_update=certificates.NOW + 3 * certificates.DAY)
+    settings = parse_edge(
+        edgeClientCaBundle=bundle, edgeClientCrl=certificates.write(tmp_path / "soon.pem", soon)
+    )
+    assert any("edgeClientCrl reaches its next update" in w for w in settings.warnings)
+    fresh = certificates.write(tmp_path / "fresh.pem", certificates.crl(ca))
+    fresh_settings = parse_edge(edgeClientCaBundle=bundle, edgeClientCrl=fresh)
+    assert not any("edgeClientCrl" in w for w in fresh_settings.warnings)
+
+
 def test_a_crl_forged_in_the_cas_name_is_refused(tmp_path: Path) -> None:
     ca = certificates.authority("client CA")
     impostor = certificates.Authority(ca.certificate, certificates.authority("x").key)
