@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -70,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO lines describe datasets
+    # Python warnings go to stderr, which is the log stream too, and may quote data set values
+    # (pydicom's do: "Invalid value for VR UI: '<whatever the sender put there>'").
+    warnings.simplefilter("ignore")
     if args.allow_missing_mtls_headers:
         log.warning("STOW-RS accepts requests without client certificates: local development only")
 

@@ -157,7 +157,10 @@ class StorageSCP:
         try:
             sender = self._sender(event)
         except (OSError, ValueError, AttributeError):
-            log.warning("store refused: no verified client certificate", extra={"sop": uid})
+            log.warning(
+                "store refused: no verified client certificate",
+                extra={"channel": "dimse", "sop_instance_uid": uid},
+            )
             return CANNOT_UNDERSTAND
         try:
             with event.dataset_path.open("rb") as received:
@@ -165,14 +168,14 @@ class StorageSCP:
         except Exception as exc:  # noqa: BLE001 - any failure to land durably must not be Success
             log.error(
                 "store failed: inbox write failed",
-                extra={"sop": uid, "error": type(exc).__name__, "channel": "dimse"},
+                extra={"channel": "dimse", "sop_instance_uid": uid, "reason": type(exc).__name__},
             )
             return OUT_OF_RESOURCES
         log.info(
             "stored",
             extra={
                 "channel": "dimse",
-                "sop": uid,
+                "sop_instance_uid": uid,
                 "key": landed.key,
                 "sha256": landed.sha256,
                 "size": landed.size,

@@ -471,8 +471,12 @@ class _StowHandler(BaseHTTPRequestHandler):
                 landed = self.owner.inbox.put(part.file, sender)
             except Exception as exc:  # noqa: BLE001 - not stored: say so, per instance
                 log.error(
-                    "stow failed: inbox write failed",
-                    extra={"sop": loggable(header.sop_instance), "error": type(exc).__name__},
+                    "store failed: inbox write failed",
+                    extra={
+                        "channel": "stow",
+                        "sop_instance_uid": loggable(header.sop_instance),
+                        "reason": type(exc).__name__,
+                    },
                 )
                 response.failed.append(_failure(OUT_OF_RESOURCES, item))
                 return
@@ -480,7 +484,7 @@ class _StowHandler(BaseHTTPRequestHandler):
             "stored",
             extra={
                 "channel": "stow",
-                "sop": loggable(header.sop_instance),
+                "sop_instance_uid": loggable(header.sop_instance),
                 "key": landed.key,
                 "sha256": landed.sha256,
                 "size": landed.size,

@@ -13,7 +13,8 @@ if _REPO not in sys.path:
 import pulumi
 import pulumi_aws as aws
 
-from infra.components.archive import ImagingArchive, ImagingArchiveArgs, bucket_name
+from infra.components.archive import DATA_BUCKETS, ImagingArchive, ImagingArchiveArgs, bucket_name
+from infra.components.audit import Audit, AuditArgs, audit_bucket_names, siem_delivery_role_name
 from infra.components.dr import (
     DisasterRecovery,
     DisasterRecoveryArgs,
@@ -28,6 +29,7 @@ from infra.components.edge import (
     gateway_execution_role_name,
     gateway_task_role_name,
 )
+from infra.components.identity import Identity, IdentityArgs, PermissionsBoundary
 from infra.components.ingest import (
     IngestPipeline,
     IngestPipelineArgs,
@@ -37,7 +39,13 @@ from infra.components.ingest import (
 from infra.components.keys import EDGE_PURPOSES, PURPOSES, KeyRing, KeyRingArgs
 from infra.components.network import PrivateNetwork, PrivateNetworkArgs
 from infra.config import RTC_SLA_MINUTES, load_settings
-from infra.iam_documents import ELB_ACCOUNT_LOG_REGIONS, Account, LoadBalancerLogDelivery
+from infra.iam_documents import (
+    ARCHIVE_KEY_DUTIES,
+    ELB_ACCOUNT_LOG_REGIONS,
+    Account,
+    LoadBalancerLogDelivery,
+    human_role_name,
+)
 
 settings = load_settings()  # raises ConfigError before any resource is declared
 for warning in settings.warnings:
@@ -73,10 +81,17 @@ zones = settings.availability_zones or tuple(
     ).names[:2]
 )
 
+audit_buckets = audit_bucket_names(account, settings.name_prefix, settings.audit.siem_destination)
 replication_role = replication_role_name(settings.name_prefix)
 backup_role = backup_role_name(settings.name_prefix)
 ingest_role = ingest_role_name(settings.name_prefix)
 verify_role = verify_role_name(settings.name_prefix)
+# Human roles that read archive-key data exist only with a federation source (identity* keys).
+human_readers: tuple[str, ...] = (
+    tuple(human_role_name(settings.name_prefix, d) for d in ARCHIVE_KEY_DUTIES)
+    if settings.identity.federated
+    else ()
+)
 # The edge exists only with a client trust source (edgeClientCaBundle or edgePrivateCaArn).
 gateway_roles: tuple[str, ...] = ()
 trust_bucket: str | None = None
@@ -92,6 +107,9 @@ if settings.edge is not None:
             else None
         ),
     )
+# Before any role: every role of the stack carries this boundary (infra/components/identity.py).
+boundary = PermissionsBoundary("permissions-boundary", account, settings.name_prefix, in_primary)
+
 keys = KeyRing(
     "keys",
     KeyRingArgs(
@@ -101,11 +119,12 @@ keys = KeyRing(
         purposes=tuple(p for p in PURPOSES if settings.edge is not None or p not in EDGE_PURPOSES),
         admin_arns=settings.key_admin_arns,
         users={
-            "archive": (replication_role, ingest_role, verify_role, *gateway_roles),
+            "archive": (replication_role, ingest_role, verify_role, *gateway_roles, *human_readers),
             "backup": (backup_role,),
             "signing": (ingest_role, verify_role),
             "pseudonym": (ingest_role,),
             "edge": (gateway_execution_role_name(settings.name_prefix),),
+            "logs": (siem_delivery_role_name(settings.name_prefix),),
         },
     ),
     opts=in_primary,
@@ -121,6 +140,7 @@ network = PrivateNetwork(
         allowed_client_cidrs=settings.allowed_client_cidrs,
         logs_key=keys.keys["logs"],
         log_retention_days=settings.log_retention_days,
+        permissions_boundary=boundary.arn,
     ),
     opts=in_primary,
 )
@@ -136,7 +156,10 @@ archive = ImagingArchive(
         archive_transition_days=settings.archive_transition_days,
         inbox_expiration_days=settings.inbox_expiration_days,
         log_retention_days=settings.log_retention_days,
-        other_logged_buckets=(trust_bucket,) if trust_bucket else (),
+        other_logged_buckets=(
+            *((trust_bucket,) if trust_bucket else ()),
+            *audit_buckets.values(),
+        ),
         load_balancer_logs=load_balancer_logs,
     ),
     opts=in_primary,
@@ -158,6 +181,7 @@ dr = DisasterRecovery(
         admin_arns=settings.key_admin_arns,
         backup_interval_hours=settings.backup_interval_hours,
         backup_retention_days=settings.backup_retention_days,
+        permissions_boundary=boundary.arn,
     ),
     opts=in_primary,
 )
@@ -187,6 +211,7 @@ ingest = IngestPipeline(
         sop_classes=settings.ingest_sop_classes,
         verify_sample_size=settings.verify_sample_size,
         verify_reserved_concurrency=settings.verify_reserved_concurrency,
+        permissions_boundary=boundary.arn,
     ),
     opts=in_primary,
 )
@@ -214,9 +239,50 @@ if settings.edge is not None and trust_bucket is not None:
             log_retention_days=settings.log_retention_days,
             sop_classes=settings.ingest_sop_classes,
             transfer_syntaxes=settings.ingest_transfer_syntaxes,
+            permissions_boundary=boundary.arn,
         ),
         opts=in_primary,
     )
+
+audit = Audit(
+    "audit",
+    AuditArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        settings=settings.audit,
+        logs_key=keys.keys["logs"],
+        log_retention_days=settings.log_retention_days,
+        data_buckets={p: archive.buckets[p].name for p in DATA_BUCKETS},
+        function_arns=[fn.arn for fn in ingest.functions.values()],
+        log_groups={
+            **{f"function-{f}": group for f, group in ingest.log_groups.items()},
+            **network.log_groups,
+            **(edge.log_groups if edge is not None else {}),
+        },
+        access_log_bucket=archive.buckets["access-logs"].bucket.bucket,
+        break_glass_role_arn=account.role_arn(human_role_name(settings.name_prefix, "break-glass")),
+        permissions_boundary=boundary.arn,
+    ),
+    opts=in_primary,
+)
+
+identity_roles = Identity(
+    "identity",
+    IdentityArgs(
+        account=account,
+        name_prefix=settings.name_prefix,
+        settings=settings.identity,
+        permissions_boundary=boundary.arn,
+        inbox_bucket=archive.buckets["inbox"].name,
+        archive_bucket=archive.buckets["archive"].name,
+        quarantine_bucket=archive.buckets["quarantine"].name,
+        derived_bucket=archive.buckets["derived"].name,
+        archive_key_arn=keys.keys["archive"].arn,
+        ingest_queue_arn=ingest.queue.arn,
+        dead_letter_queue_arn=ingest.dead_letter_queue.arn,
+    ),
+    opts=in_primary,
+)
 
 pulumi.export("region", settings.region)
 pulumi.export("drRegion", settings.dr_region)
@@ -235,6 +301,28 @@ pulumi.export(
 )
 pulumi.export("functions", {f: fn.name for f, fn in ingest.functions.items()})
 pulumi.export("operationsTopicArn", ingest.operations_topic.arn)
+pulumi.export(
+    "audit",
+    {
+        "trailArn": audit.trail.arn,
+        "trailBucket": audit.trail_bucket.bucket.bucket,
+        "siemDestination": settings.audit.siem_destination,
+        "siemStreamArn": audit.stream.arn,
+        "siemBackupBucket": audit.backup_bucket.bucket.bucket,
+        "siemPullBucket": audit.pull_bucket.bucket.bucket if audit.pull_bucket else None,
+        "siemObjectsQueueUrl": audit.siem_queue.url,
+        "siemSecretArn": audit.siem_secret.arn if audit.siem_secret else None,
+        "securityTopicArn": audit.security_topic.arn,
+    },
+)
+pulumi.export(
+    "identity",
+    {
+        "permissionsBoundaryArn": boundary.arn,
+        "accessAnalyzerArn": identity_roles.analyzer.arn,
+        "roleArns": {duty: role.arn for duty, role in identity_roles.roles.items()},
+    },
+)
 pulumi.export(
     "recoveryObjectives",
     {

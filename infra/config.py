@@ -71,6 +71,7 @@ _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 _ROLE_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
 )
+_SAML_PROVIDER_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:saml-provider/[\w.-]{1,128}$")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ACM_CERTIFICATE_RE = re.compile(rf"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{{12}}:certificate/{_UUID}$")
 _PRIVATE_CA_RE = re.compile(
@@ -228,6 +229,38 @@ KEYS: tuple[Key, ...] = (
         "Tag of the stack's gateway repository to run when gatewayImage is empty (not latest).",
     ),
     Key("gatewayDesiredCount", 2, "Gateway tasks to run (1-20), spread over the app subnets."),
+    Key(
+        "siemDestination",
+        "s3",
+        "Where Firehose ships the security logs: s3 (a bucket the SIEM pulls), http or splunk.",
+    ),
+    Key(
+        "siemEndpointUrl",
+        "",
+        "HTTPS URL of the SIEM's HTTP endpoint or Splunk HEC; required for http and splunk.",
+    ),
+    Key(
+        "enableGuardDuty",
+        False,
+        "Create a GuardDuty detector with S3 protection (account-wide: one per account, region).",
+    ),
+    Key(
+        "enableSecurityHub",
+        False,
+        "Enable Security Hub with AWS Foundational Security Best Practices (account-wide).",
+    ),
+    Key(
+        "identitySamlProviderArn",
+        "",
+        "IAM SAML provider whose users assume the human roles (the IdP must assert MFA); or use "
+        "identityTrustedPrincipalArns, not both.",
+    ),
+    Key(
+        "identityTrustedPrincipalArns",
+        [],
+        "IAM principals (e.g. IAM Identity Center permission-set roles) that may assume the human "
+        "roles with MFA; empty with no SAML provider: no human roles.",
+    ),
 )
 # Keys that only mean something when the edge exists (a client trust source is configured).
 EDGE_ONLY_KEYS: tuple[str, ...] = (
@@ -249,6 +282,37 @@ class ObjectLock:
 
     mode: RetentionMode
     days: int
+
+
+SiemDestination = Literal["s3", "http", "splunk"]
+SIEM_DESTINATIONS: tuple[SiemDestination, ...] = ("s3", "http", "splunk")
+# Firehose delivers to HTTP endpoints and Splunk over HTTPS only, at most 1000 characters of URL.
+SIEM_URL_MAX_LENGTH = 1000
+_SIEM_URL_RE = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/\S*)?$")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Security-log shipping and the optional account-wide detectors."""
+
+    siem_destination: SiemDestination = "s3"
+    # None with the s3 destination.
+    siem_endpoint_url: str | None = None
+    enable_guardduty: bool = False
+    enable_security_hub: bool = False
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Where the human roles' users come from: exactly one federation source, or none."""
+
+    saml_provider_arn: str | None = None
+    trusted_principal_arns: tuple[str, ...] = ()
+
+    @property
+    def federated(self) -> bool:
+        """Whether the stack creates the human roles (a federation source is configured)."""
+        return bool(self.saml_provider_arn or self.trusted_principal_arns)
 
 
 @dataclass(frozen=True)
@@ -298,6 +362,8 @@ class Settings:
     verify_reserved_concurrency: int
     warnings: tuple[str, ...] = field(default=())
     edge: EdgeSettings | None = None
+    audit: AuditSettings = AuditSettings()
+    identity: IdentitySettings = IdentitySettings()
 
     @property
     def name_prefix(self) -> str:
@@ -642,6 +708,67 @@ def _edge(
     )
 
 
+def _audit(get: Callable[[str], object]) -> AuditSettings:
+    destination = _choice("siemDestination", get("siemDestination"), SIEM_DESTINATIONS)
+    url = str(get("siemEndpointUrl")).strip()
+    if destination == "s3" and url:
+        raise ConfigError(
+            _qualified("siemEndpointUrl"),
+            url,
+            "must be empty when siemDestination is s3 (the SIEM pulls from the stack's bucket); "
+            "set siemDestination to http or splunk to push to this URL",
+        )
+    if destination != "s3" and (not _SIEM_URL_RE.match(url) or len(url) > SIEM_URL_MAX_LENGTH):
+        raise ConfigError(
+            _qualified("siemEndpointUrl"),
+            url,
+            f"is required with siemDestination {destination}: an https:// URL of at most "
+            f"{SIEM_URL_MAX_LENGTH} characters (Firehose delivers over HTTPS only)",
+        )
+    return AuditSettings(
+        siem_destination=destination,  # type: ignore[arg-type]
+        siem_endpoint_url=url or None,
+        enable_guardduty=_bool("enableGuardDuty", get("enableGuardDuty")),
+        enable_security_hub=_bool("enableSecurityHub", get("enableSecurityHub")),
+    )
+
+
+def _identity(get: Callable[[str], object]) -> IdentitySettings:
+    saml = str(get("identitySamlProviderArn")).strip()
+    principals = _str_list("identityTrustedPrincipalArns", get("identityTrustedPrincipalArns"))
+    if saml and principals:
+        raise ConfigError(
+            _qualified("identityTrustedPrincipalArns"),
+            get("identityTrustedPrincipalArns"),
+            "must be empty when identitySamlProviderArn is set: the human roles trust exactly "
+            "one federation source",
+        )
+    if saml and not _SAML_PROVIDER_RE.match(saml):
+        raise ConfigError(
+            _qualified("identitySamlProviderArn"),
+            saml,
+            "must be the ARN of an IAM SAML provider "
+            "(arn:aws:iam::123456789012:saml-provider/Name)",
+        )
+    for arn in principals:
+        if not _ROLE_ARN_RE.match(arn.strip()):
+            raise ConfigError(
+                _qualified("identityTrustedPrincipalArns"),
+                arn,
+                "must be IAM role, user or account-root ARNs (arn:aws:iam::123456789012:role/Name)",
+            )
+    if len(set(principals)) != len(principals):
+        raise ConfigError(
+            _qualified("identityTrustedPrincipalArns"), principals, "must not repeat a principal"
+        )
+    # Neither: no human roles (people reach the account through roles managed elsewhere); the
+    # permissions boundary and IAM Access Analyzer exist regardless.
+    return IdentitySettings(
+        saml_provider_arn=saml or None,
+        trusted_principal_arns=tuple(sorted(a.strip() for a in principals)),
+    )
+
+
 def parse_settings(
     raw: Mapping[str, object],
     *,
@@ -790,6 +917,8 @@ def parse_settings(
         ),
         warnings=tuple(warnings),
         edge=edge,
+        audit=_audit(get),
+        identity=_identity(get),
     )
 
 

@@ -7,7 +7,7 @@ statements never use wildcard actions; Deny statements may, because they only ta
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,10 @@ class Account:
 
     def bucket_arn(self, bucket: str) -> str:
         return f"arn:{self.partition}:s3:::{bucket}"
+
+    def arn(self, service: str, resource: str) -> str:
+        """ARN of a regional resource of this account in the primary region."""
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
 
 
 def document(*statements: Statement) -> Document:
@@ -259,19 +263,37 @@ def s3_notifications_key_statement(account: Account) -> Statement:
 
 def cloudwatch_alarms_key_statement(account: Account, region: str) -> Statement:
     """CloudWatch alarms of this account publish to SNS topics encrypted with the key."""
+    return _publishes_to_encrypted_topics(
+        "CloudWatchAlarmsPublishToEncryptedTopics",
+        "cloudwatch.amazonaws.com",
+        account,
+        f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*",
+    )
+
+
+def eventbridge_key_statement(account: Account, region: str) -> Statement:
+    """EventBridge rules of this account publish to SNS topics encrypted with the key."""
+    return _publishes_to_encrypted_topics(
+        "EventBridgeRulesPublishToEncryptedTopics",
+        "events.amazonaws.com",
+        account,
+        f"arn:{account.partition}:events:{region}:{account.account_id}:rule/*",
+    )
+
+
+def _publishes_to_encrypted_topics(
+    sid: str, service: str, account: Account, source_arn_pattern: str
+) -> Statement:
+    # SNS asks KMS with the publishing service's identity; only this account's sources may.
     return {
-        "Sid": "CloudWatchAlarmsPublishToEncryptedTopics",
+        "Sid": sid,
         "Effect": "Allow",
-        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Principal": {"Service": service},
         "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
         "Resource": "*",
         "Condition": {
             "StringEquals": {"aws:SourceAccount": account.account_id},
-            "ArnLike": {
-                "aws:SourceArn": (
-                    f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*"
-                )
-            },
+            "ArnLike": {"aws:SourceArn": source_arn_pattern},
         },
     }
 
@@ -849,20 +871,21 @@ def queue_policy(
 
 def operations_topic_policy(account: Account, topic_arn: str, region: str) -> Document:
     """SNS topic policy: TLS only; this account's CloudWatch alarms may publish."""
-    return {
-        "Version": VERSION,
-        "Statement": [
-            deny_insecure_transport("sns:Publish", topic_arn),
-            allow_service_for_sources(
-                "CloudWatchAlarmsOfThisAccountPublish",
-                account,
-                service="cloudwatch.amazonaws.com",
-                action="sns:Publish",
-                resource=topic_arn,
-                source_arns=f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*",
-            ),
-        ],
-    }
+    return document(
+        deny_insecure_transport("sns:Publish", topic_arn),
+        _alarms_publish(account, topic_arn, region),
+    )
+
+
+def _alarms_publish(account: Account, topic_arn: str, region: str) -> Statement:
+    return allow_service_for_sources(
+        "CloudWatchAlarmsOfThisAccountPublish",
+        account,
+        service="cloudwatch.amazonaws.com",
+        action="sns:Publish",
+        resource=topic_arn,
+        source_arns=f"arn:{account.partition}:cloudwatch:{region}:{account.account_id}:alarm:*",
+    )
 
 
 # ---------------------------------------------------------------------------------- Edge gateway
@@ -953,3 +976,750 @@ def gateway_execution_role_policy(r: GatewayExecutionResources) -> Document:
             "Condition": {"StringEquals": {"kms:ViaService": r.secretsmanager_service_endpoint}},
         },
     )
+
+
+# ------------------------------------------------------------------------------------------- Audit
+
+
+def cloudtrail_bucket_statements(account: Account, bucket: str, trail_arn: str) -> list[Statement]:
+    """CloudTrail may check the audit bucket's ACL and write log files, for this one trail only.
+
+    AWS's documented pair (AWSCloudTrailAclCheck / AWSCloudTrailWrite) with ``aws:SourceArn``
+    pinned to the trail: no other trail, of this account or any other, can write here.
+    """
+    arn = account.bucket_arn(bucket)
+    return [
+        {
+            "Sid": "AWSCloudTrailAclCheck",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:GetBucketAcl",
+            "Resource": arn,
+            "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
+        },
+        {
+            "Sid": "AWSCloudTrailWrite",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "s3:PutObject",
+            "Resource": f"{arn}/AWSLogs/{account.account_id}/*",
+            "Condition": {
+                "StringEquals": {
+                    "aws:SourceArn": trail_arn,
+                    "s3:x-amz-acl": "bucket-owner-full-control",
+                }
+            },
+        },
+    ]
+
+
+def cloudtrail_logs_role_policy(log_group_arn: str) -> Document:
+    """CloudTrail's role for its CloudWatch Logs copy: write the trail's one log group."""
+    return document(
+        {
+            "Sid": "DeliverTrailEventsToTheTrailLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": f"{log_group_arn}:log-stream:*",
+        }
+    )
+
+
+def logs_to_firehose_role_policy(stream_arn: str) -> Document:
+    """CloudWatch Logs' role for the subscription filters: put records into the SIEM stream only."""
+    return document(
+        {
+            "Sid": "ShipSubscribedLogEventsToTheSiemStream",
+            "Effect": "Allow",
+            "Action": ["firehose:PutRecord", "firehose:PutRecordBatch"],
+            "Resource": stream_arn,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class SiemDeliveryResources:
+    """What the SIEM delivery stream's role touches: its buckets, the logs key, logs, the secret."""
+
+    # The backup bucket and, for an ``s3`` destination, the bucket the SIEM pulls from.
+    bucket_names: tuple[str, ...]
+    logs_key_arn: str
+    error_log_group_arn: str
+    # kms:ViaService of the region's S3 (Account.service_endpoint)
+    s3_service_endpoint: str
+    # The SIEM's access key or HEC token (http and splunk destinations only).
+    secret_arn: str | None = None
+    # kms:ViaService of the region's Secrets Manager, with ``secret_arn``
+    secretsmanager_service_endpoint: str | None = None
+
+
+def siem_delivery_role_policy(r: SiemDeliveryResources) -> Document:
+    """Firehose's role: write the backup (and pull) buckets, log its errors, read its secret."""
+    partition = _partition(r.logs_key_arn)
+    buckets = sorted(_bucket(partition, b) for b in r.bucket_names)
+    statements: list[Statement] = [
+        {
+            # Firehose's documented bucket-level calls before it writes (and resumes) uploads.
+            "Sid": "FindTheDeliveryBuckets",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket", "s3:ListBucketMultipartUploads"],
+            "Resource": buckets,
+        },
+        {
+            # GetObject: Firehose reads back parts of its own multipart uploads. No delete.
+            "Sid": "WriteDeliveredAndFailedRecords",
+            "Effect": "Allow",
+            "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            "Resource": sorted(f"{b}/*" for b in buckets),
+        },
+        {
+            # The buckets encrypt with the logs key (SSE-KMS): S3 asks KMS with the caller's rights.
+            "Sid": "EncryptDeliveredObjectsWithTheLogsKeyThroughS3",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": r.logs_key_arn,
+            "Condition": {
+                "StringEquals": {"kms:ViaService": r.s3_service_endpoint},
+                "StringLike": {
+                    "kms:EncryptionContext:aws:s3:arn": sorted(
+                        [*buckets, *(f"{b}/*" for b in buckets)]
+                    )
+                },
+            },
+        },
+        {
+            "Sid": "ReportDeliveryErrorsToTheStreamsLogGroup",
+            "Effect": "Allow",
+            "Action": ["logs:PutLogEvents"],
+            "Resource": f"{r.error_log_group_arn}:log-stream:*",
+        },
+    ]
+    if r.secret_arn is not None:
+        statements += [
+            {
+                "Sid": "ReadTheSiemAccessKey",
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": r.secret_arn,
+            },
+            {
+                "Sid": "DecryptTheSiemAccessKeyThroughSecretsManager",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Resource": r.logs_key_arn,
+                "Condition": {
+                    "StringEquals": {"kms:ViaService": r.secretsmanager_service_endpoint}
+                },
+            },
+        ]
+    return document(*statements)
+
+
+def security_topic_policy(
+    account: Account, topic_arn: str, region: str, *, rule_arns: Sequence[str]
+) -> Document:
+    """SNS topic policy: TLS only; this account's alarms and the named EventBridge rules publish."""
+    return document(
+        deny_insecure_transport("sns:Publish", topic_arn),
+        _alarms_publish(account, topic_arn, region),
+        allow_service_for_sources(
+            "TheStacksSecurityRulesPublish",
+            account,
+            service="events.amazonaws.com",
+            action="sns:Publish",
+            resource=topic_arn,
+            source_arns=sorted(rule_arns),
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------- Identity
+
+# What the permissions boundary takes away from every role the stack creates, by why. Exact action
+# names (parliament's IAM definition knows each; a test checks). Nothing here is needed by a
+# workload: objects get the buckets' default retention (no role sets retention or legal holds), AWS
+# Backup expires recovery points itself, and the deployer that runs `pulumi up` is not bounded.
+BOUNDARY_DENIES: dict[str, tuple[str, ...]] = {
+    # Object Lock is the archive's immutability: nobody bypasses, shortens or reconfigures it.
+    # Legal holds too: lifting one frees a version whose retention has ended for deletion.
+    "NoObjectLockBypassOrRetentionChanges": (
+        "s3:BypassGovernanceRetention",
+        "s3:PutBucketObjectLockConfiguration",
+        "s3:PutObjectLegalHold",
+        "s3:PutObjectRetention",
+    ),
+    # Permanent deletion, and every bucket setting that would let data go or leave unprotected.
+    "NoArchiveDestructionOrExposure": (
+        "s3:DeleteBucket",
+        "s3:DeleteBucketPolicy",
+        "s3:DeleteObjectVersion",
+        "s3:PutAccountPublicAccessBlock",
+        "s3:PutBucketAcl",
+        "s3:PutBucketOwnershipControls",
+        "s3:PutBucketPolicy",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutBucketVersioning",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutLifecycleConfiguration",
+        "s3:PutReplicationConfiguration",
+    ),
+    # A disabled or deleted key makes the archive, its replica and the logs unreadable.
+    "NoKeyDisablingDeletionOrPolicyChanges": (
+        "kms:DeleteAlias",
+        "kms:DeleteCustomKeyStore",
+        "kms:DeleteImportedKeyMaterial",
+        "kms:DisableKey",
+        "kms:DisableKeyRotation",
+        "kms:DisconnectCustomKeyStore",
+        "kms:PutKeyPolicy",
+        "kms:ScheduleKeyDeletion",
+        "kms:UpdateAlias",
+    ),
+    "NoCloudTrailStopDeleteOrUpdate": (
+        "cloudtrail:DeleteTrail",
+        "cloudtrail:PutEventSelectors",
+        "cloudtrail:PutInsightSelectors",
+        "cloudtrail:StopLogging",
+        "cloudtrail:UpdateTrail",
+    ),
+    # Deleting, shortening, decrypting-in-place or unsubscribing log groups blinds the audit.
+    "NoLogDeletionRetentionOrSubscriptionChanges": (
+        "logs:DeleteLogGroup",
+        "logs:DeleteLogStream",
+        "logs:DeleteMetricFilter",
+        "logs:DeleteRetentionPolicy",
+        "logs:DeleteSubscriptionFilter",
+        "logs:DisassociateKmsKey",
+        "logs:PutRetentionPolicy",
+    ),
+    "NoFlowLogOrAccessLogBlinding": ("ec2:DeleteFlowLogs", "s3:PutBucketLogging"),
+    # The SIEM path and the alarms that page on the rest of this list.
+    "NoSiemOrAlarmBlinding": (
+        "cloudwatch:DeleteAlarms",
+        "cloudwatch:DisableAlarmActions",
+        "events:DeleteRule",
+        "events:DisableRule",
+        "events:RemoveTargets",
+        "firehose:DeleteDeliveryStream",
+        "firehose:StopDeliveryStreamEncryption",
+        "firehose:UpdateDestination",
+    ),
+    # Detectors and their findings: deleting, disabling or auto-archiving them hides an attack.
+    "NoDetectorOrFindingSuppression": (
+        "access-analyzer:CreateArchiveRule",
+        "access-analyzer:DeleteAnalyzer",
+        "access-analyzer:UpdateArchiveRule",
+        "config:DeleteConfigurationRecorder",
+        "config:DeleteDeliveryChannel",
+        "config:StopConfigurationRecorder",
+        "guardduty:CreateFilter",
+        "guardduty:DeleteDetector",
+        "guardduty:DisassociateFromAdministratorAccount",
+        "guardduty:DisassociateFromMasterAccount",
+        "guardduty:StopMonitoringMembers",
+        "guardduty:UpdateDetector",
+        "guardduty:UpdateFilter",
+        "securityhub:BatchDisableStandards",
+        "securityhub:DisableSecurityHub",
+        "securityhub:DisassociateFromAdministratorAccount",
+        "securityhub:DisassociateFromMasterAccount",
+    ),
+    # The locked vaults hold the index backups. dynamodb:DeleteBackup stays: AWS Backup expires
+    # the tables' recovery points with the backup role, and the vault lock refuses early deletion.
+    "NoBackupDeletionOrVaultUnlocking": (
+        "backup:DeleteBackupPlan",
+        "backup:DeleteBackupSelection",
+        "backup:DeleteBackupVault",
+        "backup:DeleteBackupVaultAccessPolicy",
+        "backup:DeleteBackupVaultLockConfiguration",
+        "backup:DeleteRecoveryPoint",
+        "backup:PutBackupVaultAccessPolicy",
+        "backup:UpdateRecoveryPointLifecycle",
+    ),
+    # A role that could lift its own boundary, or any other, would have no cap at all.
+    "NoPermissionsBoundaryRemoval": (
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:DeleteUserPermissionsBoundary",
+        "iam:PutRolePermissionsBoundary",
+        "iam:PutUserPermissionsBoundary",
+    ),
+}
+# Denied on the boundary policy and the stack's roles only (their ARNs), not everywhere.
+BOUNDARY_POLICY_TAMPERING: tuple[str, ...] = (
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+)
+STACK_ROLE_TAMPERING: tuple[str, ...] = (
+    "iam:AttachRolePolicy",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:UpdateAssumeRolePolicy",
+)
+# Creating a principal is allowed only with this same boundary attached (no escape by proxy).
+PRINCIPAL_CREATION: tuple[str, ...] = ("iam:CreateRole", "iam:CreateUser")
+
+
+def permissions_boundary_name(name_prefix: str) -> str:
+    """The boundary policy's name; its ARN is known before it exists."""
+    return f"{name_prefix}-permissions-boundary"
+
+
+def permissions_boundary_arn(account: Account, name_prefix: str) -> str:
+    """The boundary policy's ARN (IAM policies are global: no region)."""
+    name = permissions_boundary_name(name_prefix)
+    return f"arn:{account.partition}:iam::{account.account_id}:policy/{name}"
+
+
+def permissions_boundary_policy(account: Account, name_prefix: str) -> Document:
+    """The boundary on every role of the stack: it grants nothing, it caps.
+
+    A boundary is intersected with the role's own policies, so its Allow is the ceiling: every
+    action except the destructive and blinding ones, on any resource. The Allow uses ``NotAction``
+    (never a wildcard action): each role's own least-privilege policy still decides what it may do,
+    and nothing in the list below can be granted to it, by any identity policy. The explicit Deny
+    statements repeat the list for the cases an implicit deny does not cover: a resource policy
+    (bucket, key, vault) that names a role session directly is not capped by a boundary's
+    Allow, but an explicit Deny in the boundary always wins.
+    """
+    boundary_arn = permissions_boundary_arn(account, name_prefix)
+    stack_roles = account.role_arn(f"{name_prefix}-*")
+    capped = sorted(
+        {a for actions in BOUNDARY_DENIES.values() for a in actions}
+        | set(BOUNDARY_POLICY_TAMPERING)
+        | set(STACK_ROLE_TAMPERING)
+    )
+    statements: list[Statement] = [
+        {
+            "Sid": "CeilingEverythingButDestructiveAndBlindingActions",
+            "Effect": "Allow",
+            "NotAction": capped,
+            "Resource": "*",
+        }
+    ]
+    statements += [
+        {"Sid": sid, "Effect": "Deny", "Action": list(actions), "Resource": "*"}
+        for sid, actions in BOUNDARY_DENIES.items()
+    ]
+    statements += [
+        {
+            "Sid": "NoEditsToThePermissionsBoundaryPolicy",
+            "Effect": "Deny",
+            "Action": list(BOUNDARY_POLICY_TAMPERING),
+            "Resource": boundary_arn,
+        },
+        {
+            "Sid": "NoChangesToTheStacksRolesOrTheirTrust",
+            "Effect": "Deny",
+            "Action": list(STACK_ROLE_TAMPERING),
+            "Resource": stack_roles,
+        },
+        {
+            "Sid": "NewPrincipalsCarryThisBoundary",
+            "Effect": "Deny",
+            "Action": list(PRINCIPAL_CREATION),
+            "Resource": "*",
+            "Condition": {"ArnNotEquals": {"iam:PermissionsBoundary": boundary_arn}},
+        },
+    ]
+    return document(*statements)
+
+
+# Human duties, each a role <prefix>-<duty> assumed through federation.
+DUTIES: tuple[str, ...] = (
+    "imaging-viewer",
+    "imaging-operator",
+    "security-auditor",
+    "integration-partner",
+    "break-glass",
+)
+# Automatic logoff: a human session lasts at most an hour (45 CFR 164.312(a)(2)(iii)).
+HUMAN_SESSION_SECONDS = 3600
+SAML_SIGNIN_AUDIENCE = "https://signin.aws.amazon.com/saml"
+# REFEDS MFA Profile: the assurance value an IdP releases (eduPersonAssurance) only when the user
+# authenticated with a second factor. AssumeRoleWithSAML carries no AWS MFA context, so this is
+# how a SAML trust can require MFA (see human_trust_policy).
+SAML_MFA_ASSURANCE = "https://refeds.org/profile/mfa"
+# The integration partner reads the de-identified objects of the derived bucket under this prefix.
+DEIDENTIFIED_PREFIX = "derived/"
+
+
+def human_role_name(name_prefix: str, duty: str) -> str:
+    """A human role's name; the archive key policy grants readers by name before they exist."""
+    if duty not in DUTIES:
+        raise ValueError(f"unknown duty {duty!r}; known: {', '.join(DUTIES)}")
+    return f"{name_prefix}-{duty}"
+
+
+def human_trust_policy(
+    *, saml_provider_arn: str | None = None, trusted_principal_arns: Sequence[str] = ()
+) -> Document:
+    """Who may assume a human role: one federation source, with MFA, tagged and attributable.
+
+    - Trusted principals (e.g. IAM Identity Center permission-set roles, or an identity account's
+      roles) call ``sts:AssumeRole``; ``aws:MultiFactorAuthPresent`` must be true and the MFA at
+      most an hour old.
+    - A SAML provider calls ``sts:AssumeRoleWithSAML``. AWS STS carries no MFA context for SAML
+      (the IAM User Guide's "Compare AWS STS credentials" table: MFA support "No"), so
+      ``aws:MultiFactorAuthPresent`` is absent there and a ``Bool`` on it would refuse every
+      sign-in. The trust instead requires the IdP's assertion to state MFA (REFEDS MFA profile in
+      ``eduPersonAssurance``), next to the sign-in audience.
+
+    ``sts:SetSourceIdentity`` and ``sts:TagSession`` let the IdP or caller stamp the person on the
+    session, so CloudTrail attributes every call to a human, through role chaining too.
+    """
+    if bool(saml_provider_arn) == bool(trusted_principal_arns):
+        raise ValueError("exactly one of saml_provider_arn and trusted_principal_arns is required")
+    if saml_provider_arn:
+        return document(
+            {
+                "Sid": "FederatedSignInWithMfaThroughTheSamlProvider",
+                "Effect": "Allow",
+                "Principal": {"Federated": saml_provider_arn},
+                "Action": ["sts:AssumeRoleWithSAML", "sts:SetSourceIdentity", "sts:TagSession"],
+                "Condition": {
+                    "StringEquals": {"SAML:aud": SAML_SIGNIN_AUDIENCE},
+                    "ForAnyValue:StringEquals": {"SAML:edupersonassurance": SAML_MFA_ASSURANCE},
+                },
+            }
+        )
+    return document(
+        {
+            "Sid": "TrustedPrincipalsWithRecentMfa",
+            "Effect": "Allow",
+            "Principal": {"AWS": sorted(trusted_principal_arns)},
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
+            "Condition": {
+                "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                "NumericLessThan": {"aws:MultiFactorAuthAge": str(HUMAN_SESSION_SECONDS)},
+            },
+        }
+    )
+
+
+@dataclass(frozen=True)
+class HumanRoleResources:
+    """The exact buckets, key, queues and detectors the human roles read or operate."""
+
+    account: Account
+    name_prefix: str
+    inbox_bucket: str
+    archive_bucket: str
+    quarantine_bucket: str
+    derived_bucket: str
+    archive_key_arn: str
+    ingest_queue_arn: str
+    dead_letter_queue_arn: str
+    analyzer_arn: str
+
+    def log_groups(self, *names: str) -> list[str]:
+        """ARNs of the stack's log groups named by the patterns (and their streams)."""
+        a = self.account
+        groups = [f"arn:{a.partition}:logs:{a.region}:{a.account_id}:log-group:{n}" for n in names]
+        return sorted(groups + [f"{g}:log-stream:*" for g in groups])
+
+    @property
+    def operations_log_groups(self) -> list[str]:
+        """The functions' and the gateway's logs: what operating the pipeline needs."""
+        p = self.name_prefix
+        return self.log_groups(f"/aws/lambda/{p}-*", f"/{p}/ecs/*")
+
+    @property
+    def security_log_groups(self) -> list[str]:
+        """Every log group of the stack: functions, gateway, flow logs, CloudTrail, Firehose."""
+        p = self.name_prefix
+        return self.log_groups(
+            f"/aws/lambda/{p}-*",
+            f"/{p}/*",
+            f"/aws/ecs/containerinsights/{p}-*",
+            f"/aws/kinesisfirehose/{p}-*",
+        )
+
+
+def _read_objects(sid: str, partition: str, buckets: Sequence[str], prefix: str = "") -> Statement:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+        "Resource": sorted(_objects(partition, b, prefix) for b in buckets),
+    }
+
+
+def _list_buckets(sid: str, partition: str, buckets: Sequence[str]) -> Statement:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+        "Resource": sorted(_bucket(partition, b) for b in buckets),
+    }
+
+
+def _decrypt_through_s3(r: HumanRoleResources, sid: str) -> Statement:
+    # The data buckets encrypt with the archive key (SSE-KMS): S3 decrypts with the reader's
+    # permissions, and only through S3 (the archive key policy names the reading roles).
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["kms:Decrypt"],
+        "Resource": r.archive_key_arn,
+        "Condition": {"StringEquals": {"kms:ViaService": r.account.service_endpoint("s3")}},
+    }
+
+
+def imaging_viewer_policy(r: HumanRoleResources) -> Document:
+    """Clinicians and radiologists: read archived studies and derived objects; never write."""
+    partition = r.account.partition
+    readable = (r.archive_bucket, r.derived_bucket)
+    return document(
+        _read_objects("ReadArchivedStudiesAndDerivedObjects", partition, readable),
+        _list_buckets("BrowseTheArchiveAndDerivedBuckets", partition, readable),
+        _decrypt_through_s3(r, "DecryptImagingObjectsThroughS3Only"),
+    )
+
+
+def imaging_operator_policy(r: HumanRoleResources) -> Document:
+    """Operations: redrive the ingest dead-letter queue, read metrics, alarms and logs; no objects.
+
+    A redrive moves the DLQ's messages (S3 event notifications: bucket and key, no image data) back
+    to the ingest queue; SQS moves them with the caller's permissions on both queues and keys.
+    """
+    a = r.account
+    return document(
+        {
+            "Sid": "RedriveTheIngestDeadLetterQueue",
+            "Effect": "Allow",
+            "Action": [
+                "sqs:CancelMessageMoveTask",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ListMessageMoveTasks",
+                "sqs:ReceiveMessage",
+                "sqs:StartMessageMoveTask",
+            ],
+            "Resource": r.dead_letter_queue_arn,
+        },
+        {
+            "Sid": "MoveRedrivenMessagesBackToTheIngestQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:GetQueueAttributes", "sqs:SendMessage"],
+            "Resource": r.ingest_queue_arn,
+        },
+        {
+            # Both queues are encrypted with the archive key; SQS uses it for the moved messages.
+            "Sid": "UseTheQueueKeyThroughSqsOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": r.archive_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": a.service_endpoint("sqs")}},
+        },
+        {
+            "Sid": "ReadThePipelinesLogs",
+            "Effect": "Allow",
+            "Action": [
+                "logs:DescribeLogStreams",
+                "logs:FilterLogEvents",
+                "logs:GetLogEvents",
+                "logs:GetQueryResults",
+                "logs:StartQuery",
+            ],
+            "Resource": r.operations_log_groups,
+        },
+        {
+            "Sid": "ReadThePipelinesAlarms",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:DescribeAlarms"],
+            "Resource": (
+                f"arn:{a.partition}:cloudwatch:{a.region}:{a.account_id}:alarm:{r.name_prefix}-*"
+            ),
+        },
+        {
+            # Metric reads, listing log groups and stopping one's own queries have no resource-level
+            # permission: AWS requires "*". They reveal metrics and names, never log or object data.
+            "Sid": "ReadMetricsAndFindLogGroups",
+            "Effect": "Allow",
+            "Action": [
+                "cloudwatch:GetMetricData",
+                "cloudwatch:GetMetricStatistics",
+                "cloudwatch:ListMetrics",
+                "logs:DescribeLogGroups",
+                "logs:StopQuery",
+            ],
+            "Resource": "*",
+        },
+    )
+
+
+def security_auditor_policy(r: HumanRoleResources) -> Document:
+    """Security review: read trails, logs, configuration and findings; no object in any bucket."""
+    a = r.account
+    p = r.name_prefix
+    return document(
+        {
+            "Sid": "ReadTheStacksTrail",
+            "Effect": "Allow",
+            "Action": [
+                "cloudtrail:GetEventSelectors",
+                "cloudtrail:GetInsightSelectors",
+                "cloudtrail:GetTrail",
+                "cloudtrail:GetTrailStatus",
+            ],
+            "Resource": f"arn:{a.partition}:cloudtrail:{a.region}:{a.account_id}:trail/{p}-*",
+        },
+        {
+            "Sid": "ReadEveryLogGroupOfTheStack",
+            "Effect": "Allow",
+            "Action": [
+                "logs:DescribeLogStreams",
+                "logs:FilterLogEvents",
+                "logs:GetLogEvents",
+                "logs:GetQueryResults",
+                "logs:StartQuery",
+            ],
+            "Resource": r.security_log_groups,
+        },
+        {
+            # Bucket-level settings only (bucket ARNs, never /*): policies, Object Lock, encryption,
+            # logging, replication, lifecycle of every bucket of the stack, in both regions.
+            "Sid": "ReadBucketConfigurationNotObjects",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetBucketLogging",
+                "s3:GetBucketObjectLockConfiguration",
+                "s3:GetBucketPolicy",
+                "s3:GetBucketPublicAccessBlock",
+                "s3:GetBucketVersioning",
+                "s3:GetEncryptionConfiguration",
+                "s3:GetLifecycleConfiguration",
+                "s3:GetReplicationConfiguration",
+            ],
+            "Resource": f"arn:{a.partition}:s3:::{p}-{a.account_id}-*",
+        },
+        {
+            "Sid": "ReadTheStacksRolesAndBoundary",
+            "Effect": "Allow",
+            "Action": [
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:GetRole",
+                "iam:GetRolePolicy",
+                "iam:ListAttachedRolePolicies",
+                "iam:ListRolePolicies",
+            ],
+            "Resource": [a.role_arn(f"{p}-*"), permissions_boundary_arn(a, p)],
+        },
+        {
+            "Sid": "ReadAccessAnalyzerFindings",
+            "Effect": "Allow",
+            "Action": ["access-analyzer:GetFinding", "access-analyzer:ListFindings"],
+            "Resource": r.analyzer_arn,
+        },
+        {
+            "Sid": "ReadGuardDutyDetectors",
+            "Effect": "Allow",
+            "Action": ["guardduty:GetDetector"],
+            "Resource": f"arn:{a.partition}:guardduty:{a.region}:{a.account_id}:detector/*",
+        },
+        {
+            "Sid": "ReadSecurityHubFindings",
+            "Effect": "Allow",
+            "Action": [
+                "securityhub:DescribeHub",
+                "securityhub:GetEnabledStandards",
+                "securityhub:GetFindings",
+            ],
+            "Resource": f"arn:{a.partition}:securityhub:{a.region}:{a.account_id}:hub/default",
+        },
+        {
+            "Sid": "ReadTheStacksAlarms",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:DescribeAlarms"],
+            "Resource": f"arn:{a.partition}:cloudwatch:{a.region}:{a.account_id}:alarm:{p}-*",
+        },
+        {
+            # None of these has a resource-level permission: AWS requires "*". All are reads of
+            # events, findings, metrics and configuration records, none of an object's content.
+            "Sid": "ReadEventsFindingsAndConfigurationWithoutResourceScope",
+            "Effect": "Allow",
+            "Action": [
+                "access-analyzer:ListAnalyzers",
+                "cloudtrail:DescribeTrails",
+                "cloudtrail:ListTrails",
+                "cloudtrail:LookupEvents",
+                "cloudwatch:GetMetricData",
+                "config:DescribeComplianceByConfigRule",
+                "config:DescribeConfigRules",
+                "config:GetResourceConfigHistory",
+                "config:SelectResourceConfig",
+                "guardduty:GetFindings",
+                "guardduty:ListDetectors",
+                "guardduty:ListFindings",
+                "logs:DescribeLogGroups",
+                "logs:StopQuery",
+            ],
+            "Resource": "*",
+        },
+    )
+
+
+def integration_partner_policy(r: HumanRoleResources) -> Document:
+    """A partner (research, AI vendor): read de-identified objects under ``derived/`` only."""
+    partition = r.account.partition
+    return document(
+        _read_objects(
+            "ReadDeidentifiedObjectsOnly", partition, (r.derived_bucket,), DEIDENTIFIED_PREFIX
+        ),
+        {
+            "Sid": "ListTheDeidentifiedPrefixOnly",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": _bucket(partition, r.derived_bucket),
+            "Condition": {"StringLike": {"s3:prefix": f"{DEIDENTIFIED_PREFIX}*"}},
+        },
+        _decrypt_through_s3(r, "DecryptDeidentifiedObjectsThroughS3Only"),
+    )
+
+
+def break_glass_policy(r: HumanRoleResources) -> Document:
+    """Emergency access: read every imaging object (inbox, archive, quarantine, derived); no delete.
+
+    Assuming it pages the security topic (the audit's break-glass alarm); the boundary still holds.
+    """
+    partition = r.account.partition
+    buckets = (r.inbox_bucket, r.archive_bucket, r.quarantine_bucket, r.derived_bucket)
+    return document(
+        {
+            "Sid": "EmergencyReadOfEveryImagingObject",
+            "Effect": "Allow",
+            "Action": [
+                "s3:GetObject",
+                "s3:GetObjectLegalHold",
+                "s3:GetObjectRetention",
+                "s3:GetObjectTagging",
+                "s3:GetObjectVersion",
+                "s3:GetObjectVersionTagging",
+            ],
+            "Resource": sorted(_objects(partition, b) for b in buckets),
+        },
+        _list_buckets("EmergencyListingOfEveryImagingBucket", partition, buckets),
+        _decrypt_through_s3(r, "DecryptEveryImagingObjectThroughS3Only"),
+    )
+
+
+HUMAN_POLICIES: dict[str, Callable[[HumanRoleResources], Document]] = {
+    "imaging-viewer": imaging_viewer_policy,
+    "imaging-operator": imaging_operator_policy,
+    "security-auditor": security_auditor_policy,
+    "integration-partner": integration_partner_policy,
+    "break-glass": break_glass_policy,
+}
+# Human roles that decrypt archive-key data (through S3, or SQS for the operator's redrive): the
+# archive key policy names them.
+ARCHIVE_KEY_DUTIES: tuple[str, ...] = (
+    "imaging-viewer",
+    "imaging-operator",
+    "integration-partner",
+    "break-glass",
+)

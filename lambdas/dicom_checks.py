@@ -408,10 +408,18 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
     return reasons
 
 
+NOT_A_UID = "(not a valid UID)"
+
+
+def loggable_uid(value: str) -> str:
+    """A UID for a log line, only if it is one: an arbitrary string could be anything, even PHI."""
+    return value if UID(value).is_valid else NOT_A_UID
+
+
 def _quoted_uid(value: str) -> str:
-    """A UID for a message, only if it is one: an arbitrary string could be anything, even PHI."""
+    """A UID for a message, only if it is one, with its name when pydicom knows it."""
     uid = UID(value)
-    return f"{value} ({uid.name})" if uid.is_valid else "(not a valid UID)"
+    return f"{value} ({uid.name})" if uid.is_valid else NOT_A_UID
 
 
 def _truncated(where: str) -> Reason:

@@ -3,7 +3,7 @@
 Thin handler over :mod:`lambdas.pipeline`: parse the event, run the pipeline once per object
 version (Powertools idempotency keyed on bucket/key/version, so SQS's at-least-once delivery has an
 exactly-once effect), report partial batch failures so only failed records are retried, and write
-one structured audit event per object.
+one structured audit event per object, and one per failed record (docs/audit-events.md).
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ class Runtime:
         )
         def process(source: dict[str, Any]) -> dict[str, Any]:
             outcome = pipeline.process(Source(**source)).as_dict()
-            # The one audit event per object: UIDs, digests, reason codes, pseudonymous key only.
-            logger.info(outcome["outcome"], extra={"audit": outcome})
+            # The one audit event per object: UIDs, digests, reason codes, pseudonymous key only
+            # (fields in docs/audit-events.md, schema in lambdas/audit_events.py).
+            logger.info(outcome["outcome"], extra=outcome)
             return outcome
 
         return cls(pipeline=pipeline, idempotency=config, process=process)
@@ -121,7 +122,16 @@ def runtime() -> Runtime:
 
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     current = runtime()
-    return [current.process(source=s.as_dict()) for s in sources(record)]
+    try:
+        return [current.process(source=s.as_dict()) for s in sources(record)]
+    except Exception as exc:
+        # The batch processor reports the failure to SQS but logs nothing: without this event a
+        # retried record (an integrity error, a poison message) leaves no audit trace. The class
+        # name only: exception texts may quote keys and UIDs; the DLQ keeps the message.
+        logger.error(
+            "failed", extra={"message_id": record.message_id, "reason": type(exc).__name__}
+        )
+        raise
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from lambdas.dicom_checks import CHUNK
+from lambdas.dicom_checks import CHUNK, loggable_uid
 from lambdas.manifest import ManifestError, parse_sidecar
 from lambdas.settings import VerifySettings
 
@@ -144,9 +144,13 @@ def run(verifier: Verifier, event: dict[str, Any]) -> dict[str, Any]:
         for uid in requested:
             row = verifier.row(str(uid))
             if row is None:
+                # The UID comes from the invocation: logged only if it is one.
                 logger.error(
                     "integrity-failure",
-                    extra={"sop_instance_uid": uid, "problems": ["no index row"]},
+                    extra={
+                        "sop_instance_uid": loggable_uid(str(uid)),
+                        "problems": ["no index row"],
+                    },
                 )
             else:
                 rows.append(row)

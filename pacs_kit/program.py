@@ -229,6 +229,7 @@ _NAMED_ARNS: dict[str, str] = {
     "aws:dynamodb/table:Table": "arn:aws:dynamodb:{region}:{acct}:table/{name}",
     "aws:lambda/function:Function": "arn:aws:lambda:{region}:{acct}:function:{name}",
     "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{region}:{acct}:rule/{name}",
+    "aws:cloudtrail/trail:Trail": "arn:aws:cloudtrail:{region}:{acct}:trail/{name}",
 }
 
 
@@ -379,6 +380,19 @@ class PlanMocks(pulumi_mocks.Mocks):
                 f"arn:aws:secretsmanager:{region}:{acct}:secret:{inputs.get('name')}-{digest[:6]}"
             )
             state.update(arn=resource_id)
+        elif typ == "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream":
+            resource_id = f"arn:aws:firehose:{region}:{acct}:deliverystream/{inputs.get('name')}"
+            state.update(arn=resource_id)
+        elif typ == "aws:guardduty/detector:Detector":
+            resource_id = digest[:32]
+            state.update(arn=f"arn:aws:guardduty:{region}:{acct}:detector/{resource_id}")
+        elif typ == "aws:iam/policy:Policy":
+            # IAM is global: a managed policy's ARN has no region, and its id is the ARN.
+            resource_id = f"arn:aws:iam::{acct}:policy/{inputs.get('name') or resource_id}"
+            state.update(arn=resource_id, name=inputs.get("name"), policyId=f"ANPA{digest[:17]}")
+        elif typ == "aws:accessanalyzer/analyzer:Analyzer":
+            resource_id = str(inputs.get("analyzerName"))
+            state.update(arn=f"arn:aws:access-analyzer:{region}:{acct}:analyzer/{resource_id}")
         elif typ == "aws:s3/bucketObjectv2:BucketObjectv2":
             content = str(inputs.get("content", ""))
             resource_id = str(inputs.get("key"))

@@ -14,7 +14,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import ObjectLock
-from infra.iam_documents import Account, LoadBalancerLogDelivery, bucket_policy
+from infra.iam_documents import (
+    Account,
+    Document,
+    LoadBalancerLogDelivery,
+    Statement,
+    bucket_policy,
+)
 
 COLD_STORAGE_CLASS = "GLACIER_IR"  # millisecond retrieval: a radiologist can still open a prior
 ABORT_MULTIPART_DAYS = 7
@@ -50,6 +56,8 @@ class SecureBucketArgs:
     load_balancer_logs: LoadBalancerLogDelivery | None = None
     # None: "phi" for KMS buckets, "audit" for log targets.
     classification: str | None = None
+    # Grants to AWS services that deliver into the bucket (CloudTrail, for one), after the denies.
+    service_statements: tuple[Statement, ...] = ()
 
 
 class SecureBucket(pulumi.ComponentResource):
@@ -136,13 +144,16 @@ class SecureBucket(pulumi.ComponentResource):
         key_arn: pulumi.Input[str | None] = args.kms_key.arn if args.kms_key is not None else None
         policy = pulumi.Output.from_input(key_arn).apply(
             lambda arn: json.dumps(
-                bucket_policy(
-                    args.account,
-                    args.bucket_name,
-                    kms_key_arn=arn,
-                    deny_version_deletion=args.deny_version_deletion,
-                    log_delivery_source_buckets=args.log_delivery_source_buckets,
-                    load_balancer_logs=args.load_balancer_logs,
+                _with_statements(
+                    bucket_policy(
+                        args.account,
+                        args.bucket_name,
+                        kms_key_arn=arn,
+                        deny_version_deletion=args.deny_version_deletion,
+                        log_delivery_source_buckets=args.log_delivery_source_buckets,
+                        load_balancer_logs=args.load_balancer_logs,
+                    ),
+                    args.service_statements,
                 )
             )
         )
@@ -205,6 +216,10 @@ def access_log_bucket(
         ),
         opts=opts,
     )
+
+
+def _with_statements(policy: Document, statements: tuple[Statement, ...]) -> Document:
+    return {**policy, "Statement": [*policy["Statement"], *statements]}
 
 
 def _classification(args: SecureBucketArgs) -> str:

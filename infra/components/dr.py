@@ -58,6 +58,8 @@ class DisasterRecoveryArgs:
     admin_arns: tuple[str, ...]
     backup_interval_hours: int
     backup_retention_days: int
+    # The stack's permissions boundary (infra/components/identity.py): every role carries it.
+    permissions_boundary: pulumi.Input[str]
 
 
 class DisasterRecovery(pulumi.ComponentResource):
@@ -125,6 +127,7 @@ class DisasterRecovery(pulumi.ComponentResource):
             f"{name}-replication-role",
             name=replication_role,
             description="S3 replication of the imaging archive to the DR region (no deletes)",
+            permissions_boundary=args.permissions_boundary,
             assume_role_policy=json.dumps(
                 service_trust_policy(
                     "s3.amazonaws.com",
@@ -194,6 +197,7 @@ class DisasterRecovery(pulumi.ComponentResource):
             name=backup_role,
             description="AWS Backup: back up and restore the stack's tagged DynamoDB tables",
             assume_role_policy=json.dumps(service_trust_policy("backup.amazonaws.com", account)),
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         for i, managed in enumerate(MANAGED_BACKUP_POLICIES):

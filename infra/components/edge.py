@@ -279,6 +279,8 @@ class EdgeGatewayArgs:
     edge_key: aws.kms.Key
     logs_key: aws.kms.Key
     log_retention_days: int
+    # The stack's permissions boundary (infra/components/identity.py): every role carries it.
+    permissions_boundary: pulumi.Input[str]
     # The stack's ingest lists (empty: the validator's built-in ones): what the gateway accepts.
     sop_classes: tuple[str, ...] = ()
     transfer_syntaxes: tuple[str, ...] = ()
@@ -299,6 +301,8 @@ class EdgeGateway(pulumi.ComponentResource):
     image: pulumi.Output[str]
     tls_secrets: dict[str, aws.secretsmanager.Secret]
     log_group: aws.cloudwatch.LogGroup
+    # Security log groups of the component (the audit ships each to the SIEM).
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
     task_role: aws.iam.Role
     execution_role: aws.iam.Role
     cluster: aws.ecs.Cluster
@@ -576,6 +580,7 @@ class EdgeGateway(pulumi.ComponentResource):
             name=gateway_task_role_name(prefix),
             description="The edge gateway container: adds received instances to the inbox",
             assume_role_policy=trust,
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         task_policy = aws.iam.RolePolicy(
@@ -599,6 +604,7 @@ class EdgeGateway(pulumi.ComponentResource):
             name=gateway_execution_role_name(prefix),
             description="ECS starting gateway tasks: image pull, log writes, the TLS secrets",
             assume_role_policy=trust,
+            permissions_boundary=args.permissions_boundary,
             opts=child,
         )
         extra_repositories = (ecr_repository_arn(s.image, account.partition),) if s.image else ()
@@ -640,6 +646,7 @@ class EdgeGateway(pulumi.ComponentResource):
             retention_days=args.log_retention_days,
             opts=child,
         )
+        self.log_groups = {"gateway": self.log_group, "container-insights": insights}
         self.cluster = aws.ecs.Cluster(
             f"{name}-cluster",
             name=cluster_name,

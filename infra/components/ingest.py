@@ -137,6 +137,8 @@ class IngestPipelineArgs:
     sop_classes: tuple[str, ...]
     verify_sample_size: int
     verify_reserved_concurrency: int
+    # The stack's permissions boundary (infra/components/identity.py): every role carries it.
+    permissions_boundary: pulumi.Input[str]
     # None: the repository's lambdas/ and build/lambda-layer.zip (see infra/packaging.py).
     source_root: Path | None = None
     layer_zip: Path | None = None
@@ -329,6 +331,7 @@ class IngestPipeline(pulumi.ComponentResource):
                 f"{name}-{function}-role",
                 name=physical,
                 description=f"Execution role of the {physical} function",
+                permissions_boundary=args.permissions_boundary,
                 assume_role_policy=json.dumps(
                     service_trust_policy("lambda.amazonaws.com", account)
                 ),

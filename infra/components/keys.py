@@ -15,6 +15,7 @@ from infra.iam_documents import (
     cloudtrail_key_statements,
     cloudwatch_alarms_key_statement,
     cloudwatch_logs_key_statement,
+    eventbridge_key_statement,
     key_policy,
     s3_notifications_key_statement,
 )
@@ -50,7 +51,12 @@ PURPOSES: dict[str, KeyPurpose] = {
         "Security logs: CloudWatch Logs, CloudTrail and Firehose delivery streams",
         "SYMMETRIC_DEFAULT",
         "ENCRYPT_DECRYPT",
-        via_services=("firehose", "logs"),
+        # The SIEM delivery role writes the audit buckets (S3) and reads the SIEM's key (Secrets
+        # Manager).
+        via_services=("firehose", "logs", "s3", "secretsmanager"),
+        # Firehose creates its grant for stream encryption with the deployer's credentials; the
+        # administrators who create the SIEM secret also set its value.
+        deployed_via_services=("firehose", "secretsmanager"),
     ),
     "backup": KeyPurpose(
         "Disaster recovery: archive replica and AWS Backup vault",
@@ -160,5 +166,9 @@ def _service_statements(purpose: str, account: Account, region: str) -> list[Sta
             cloudwatch_logs_key_statement(account, region),
             *cloudtrail_key_statements(account),
             cloudwatch_alarms_key_statement(account, region),
+            # Security rules (break-glass, GuardDuty) publish to the encrypted security topic;
+            # the audit buckets announce new objects on the encrypted SIEM queue.
+            eventbridge_key_statement(account, region),
+            s3_notifications_key_statement(account),
         ]
     return []

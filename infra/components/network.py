@@ -80,6 +80,8 @@ class PrivateNetworkArgs:
     allowed_client_cidrs: tuple[str, ...]
     logs_key: aws.kms.Key
     log_retention_days: int
+    # The stack's permissions boundary (infra/components/identity.py): every role carries it.
+    permissions_boundary: pulumi.Input[str]
 
 
 class PrivateNetwork(pulumi.ComponentResource):
@@ -91,6 +93,8 @@ class PrivateNetwork(pulumi.ComponentResource):
     # service -> prefix list of the gateway endpoint: the only security-group target for S3/DynamoDB
     gateway_prefix_list_ids: dict[str, pulumi.Output[str]]
     flow_log_group: aws.cloudwatch.LogGroup
+    # Security log groups of the component (the audit ships each to the SIEM).
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
 
     def __init__(
         self, name: str, args: PrivateNetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -219,10 +223,12 @@ class PrivateNetwork(pulumi.ComponentResource):
             retention_days=args.log_retention_days,
             opts=child,
         )
+        self.log_groups = {"flow-logs": self.flow_log_group}
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             name=f"{args.name_prefix}-flow-logs",
             description="VPC Flow Logs delivery to the stack's flow-log group",
+            permissions_boundary=args.permissions_boundary,
             assume_role_policy=json.dumps(
                 service_trust_policy(
                     "vpc-flow-logs.amazonaws.com",

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,9 @@ from typing import Any
 
 import boto3
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from moto.server import ThreadedMotoServer
 
 from pacs_kit import pki
@@ -183,3 +187,37 @@ def storescu() -> str:
     if path is None:
         pytest.fail("dcmtk's storescu is missing: `make test` installs it (apt-get install dcmtk)")
     return path
+
+
+def stale_crl(certs: Pki, path: Path) -> Path:
+    """A CRL of the test CA revoking the "revoked" client, ten days past its next update."""
+    ca_cert = x509.load_pem_x509_certificate(certs.ca.read_bytes())
+    ca_key = load_pem_private_key((certs.root / "ca" / "ca.key").read_bytes(), None)
+    now = datetime.now(UTC)
+    crl = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - timedelta(days=40))
+        .next_update(now - timedelta(days=10))
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(certs.clients["revoked"].serial)
+            .revocation_date(now - timedelta(days=40))
+            .build()
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    path.write_bytes(crl.public_bytes(Encoding.PEM))
+    return path
+
+
+def alb_headers(certs: Pki) -> dict[str, str]:
+    """What the ALB adds in mTLS verify mode for the "good" client (the leaf is URL-encoded PEM)."""
+    good = certs.clients["good"]
+    cert = x509.load_pem_x509_certificate(good.certificate.read_bytes())
+    return {
+        "X-Amzn-Mtls-Clientcert-Subject": cert.subject.rfc4514_string(),
+        "X-Amzn-Mtls-Clientcert-Serial-Number": format(cert.serial_number, "X"),
+        "X-Amzn-Mtls-Clientcert-Issuer": cert.issuer.rfc4514_string(),
+        "X-Amzn-Mtls-Clientcert-Leaf": urllib.parse.quote(good.certificate.read_text()),
+    }

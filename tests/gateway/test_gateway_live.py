@@ -14,21 +14,19 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from cryptography.hazmat.primitives.serialization import Encoding
 from pydicom.data import get_testdata_file
 from pynetdicom import AE
 from pynetdicom.sop_class import CTImageStorage  # type: ignore[attr-defined]
 
 from lambdas.dicom_checks import ValidationPolicy, inspect_stream
-from tests.gateway.conftest import INBOX, Gateway, Pki
+from tests.gateway.conftest import INBOX, Gateway, Pki, alb_headers, stale_crl
 from tests.lambdas.factory import big_endian_ct, ct_bytes, encode
 
 CT_SMALL = Path(str(get_testdata_file("CT_small.dcm")))
@@ -102,25 +100,7 @@ def test_an_out_of_date_crl_keeps_revoking_without_locking_everyone_out(
     storescu: str, certs: Pki, start_gateway: Any, tmp_path: Path
 ) -> None:
     """OpenSSL's own CRL check would refuse every client once the CRL is past its next update."""
-    ca_cert = x509.load_pem_x509_certificate(certs.ca.read_bytes())
-    ca_key = load_pem_private_key((certs.root / "ca" / "ca.key").read_bytes(), None)
-    now = datetime.now(UTC)
-    revoked = certs.clients["revoked"].serial
-    stale = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca_cert.subject)
-        .last_update(now - timedelta(days=40))
-        .next_update(now - timedelta(days=10))
-        .add_revoked_certificate(
-            x509.RevokedCertificateBuilder()
-            .serial_number(revoked)
-            .revocation_date(now - timedelta(days=40))
-            .build()
-        )
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    crl = tmp_path / "stale.crl"
-    crl.write_bytes(stale.public_bytes(Encoding.PEM))
+    crl = stale_crl(certs, tmp_path / "stale.crl")
     lenient = start_gateway(crl=crl)
     assert store(storescu, certs, lenient, "good", CT_SMALL).returncode == 0
     assert store(storescu, certs, lenient, "revoked", CT_SMALL).returncode != 0
@@ -209,24 +189,12 @@ def _stow(
     return response.status, None
 
 
-def _alb_headers(certs: Pki) -> dict[str, str]:
-    """What the ALB adds in mTLS verify mode (the leaf is URL-encoded PEM)."""
-    good = certs.clients["good"]
-    cert = x509.load_pem_x509_certificate(good.certificate.read_bytes())
-    return {
-        "X-Amzn-Mtls-Clientcert-Subject": cert.subject.rfc4514_string(),
-        "X-Amzn-Mtls-Clientcert-Serial-Number": format(cert.serial_number, "X"),
-        "X-Amzn-Mtls-Clientcert-Issuer": cert.issuer.rfc4514_string(),
-        "X-Amzn-Mtls-Clientcert-Leaf": urllib.parse.quote(good.certificate.read_text()),
-    }
-
-
 def test_stow_rs_stores_two_instances_and_answers_dicom_json(
     certs: Pki, gateway: Gateway, s3: Any
 ) -> None:
     before = inbox_keys(s3)
     first, second = ct_bytes(), ct_bytes()
-    status, response = _stow(gateway, [first, second], _alb_headers(certs))
+    status, response = _stow(gateway, [first, second], alb_headers(certs))
     assert status == 200
     referenced = response["00081199"]["Value"]
     assert len(referenced) == 2 and "00081198" not in response
@@ -239,7 +207,7 @@ def test_stow_rs_stores_two_instances_and_answers_dicom_json(
 
 
 def test_stow_rs_reports_an_unreadable_part_as_failed(certs: Pki, gateway: Gateway) -> None:
-    status, response = _stow(gateway, [ct_bytes(), b"not dicom"], _alb_headers(certs))
+    status, response = _stow(gateway, [ct_bytes(), b"not dicom"], alb_headers(certs))
     assert status == 202
     assert len(response["00081199"]["Value"]) == 1
     assert response["00081198"]["Value"][0]["00081197"]["Value"] == [0xC000]
@@ -263,7 +231,7 @@ def test_stow_rs_streams_a_large_chunked_upload_into_the_inbox(
         Rows=side, Columns=side, NumberOfFrames=frames, PixelData=bytes(side * side * 2 * frames)
     )
     before = inbox_keys(s3)
-    status, response = _stow(gateway, [big, ct_bytes()], _alb_headers(certs), chunk=1 << 20)
+    status, response = _stow(gateway, [big, ct_bytes()], alb_headers(certs), chunk=1 << 20)
     assert status == 200, response
     assert len(response["00081199"]["Value"]) == 2
     new = inbox_keys(s3) - before
@@ -287,7 +255,7 @@ def test_stow_rs_refuses_what_ingest_would_refuse_with_the_standards_reasons(
     ds.file_meta.MediaStorageSOPClassUID = unknown_class
     parts[0] = encode(ds)
     before = inbox_keys(s3)
-    status, response = _stow(gateway, parts, _alb_headers(certs), path=f"/studies/{study}")
+    status, response = _stow(gateway, parts, alb_headers(certs), path=f"/studies/{study}")
     assert status == 409 and "00081199" not in response
     reasons = [f["00081197"]["Value"][0] for f in response["00081198"]["Value"]]
     assert reasons == [0x0122, 0xC122, 0x0110]
@@ -303,7 +271,7 @@ def test_a_gateway_given_the_stacks_lists_refuses_the_rest_on_both_channels(
     result = store(storescu, certs, mr_only, "good", CT_SMALL)
     assert result.returncode != 0, "no presentation context for CT may be accepted"
     assert "presentation context" in (result.stdout + result.stderr).lower(), result.stdout
-    status, response = _stow(mr_only, [ct_bytes()], _alb_headers(certs))
+    status, response = _stow(mr_only, [ct_bytes()], alb_headers(certs))
     assert status == 409
     assert response["00081198"]["Value"][0]["00081197"]["Value"] == [0x0122]
     assert inbox_keys(s3) == before
@@ -322,7 +290,7 @@ def test_stow_rs_refuses_a_broken_body_and_writes_nothing(
     certs: Pki, gateway: Gateway, s3: Any, body: bytes, status: int
 ) -> None:
     before = inbox_keys(s3)
-    assert _stow(gateway, [], _alb_headers(certs), body=body)[0] == status
+    assert _stow(gateway, [], alb_headers(certs), body=body)[0] == status
     assert inbox_keys(s3) == before
 
 
@@ -340,7 +308,7 @@ def test_stow_rs_answers_framing_it_cannot_read_with_its_own_status(
     connection.putrequest("POST", "/studies", skip_accept_encoding=True)
     headers = {
         "Content-Type": 'multipart/related; type="application/dicom"; boundary=b',
-        **_alb_headers(certs),
+        **alb_headers(certs),
         **framing,
     }
     for name, value in headers.items():
@@ -355,7 +323,7 @@ def test_stow_rs_answers_framing_it_cannot_read_with_its_own_status(
 def test_stow_rs_accepts_a_multipart_preamble(certs: Pki, gateway: Gateway) -> None:
     instance = ct_bytes()
     body = b"preamble, ignored\r\n" + _multipart("{B}", [instance])
-    status, response = _stow(gateway, [], _alb_headers(certs), body=body)
+    status, response = _stow(gateway, [], alb_headers(certs), body=body)
     assert status == 200 and len(response["00081199"]["Value"]) == 1
 
 

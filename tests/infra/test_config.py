@@ -208,12 +208,16 @@ EXAMPLE_STACK_EDGE = {
 }
 
 
+# ... and a placeholder federation source, so that it plans the human roles (the default is none).
+EXAMPLE_STACK_IDENTITY = {"identityTrustedPrincipalArns": ["arn:aws:iam::123456789012:root"]}
+
+
 def test_example_stack_values_are_the_documented_defaults() -> None:
     stack = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text())["config"]
     ours = {
         k.removeprefix("cloud-pacs:"): v for k, v in stack.items() if k.startswith("cloud-pacs:")
     }
-    assert ours == dict(DEFAULTS) | EXAMPLE_STACK_EDGE
+    assert ours == dict(DEFAULTS) | EXAMPLE_STACK_EDGE | EXAMPLE_STACK_IDENTITY
     assert stack["aws:region"] != ours["drRegion"]
 
 
@@ -430,3 +434,65 @@ def test_an_edge_without_client_networks_warns_that_nobody_can_connect() -> None
     (warning,) = parse_edge().warnings
     assert "cloud-pacs:allowedClientCidrs is empty" in warning and "nobody" in warning
     assert parse_edge(allowedClientCidrs='["10.50.0.0/16"]').warnings == ()
+
+
+# ------------------------------------------------------------------------------------------ audit
+
+
+def test_audit_defaults_ship_to_a_pull_bucket_and_leave_account_services_alone() -> None:
+    audit = parse().audit
+    assert audit.siem_destination == "s3", "the default must deploy without an external secret"
+    assert audit.siem_endpoint_url is None
+    assert audit.enable_guardduty is False
+    assert audit.enable_security_hub is False
+
+
+@pytest.mark.parametrize("destination", ["http", "splunk"])
+def test_push_destinations_take_an_https_url(destination: str) -> None:
+    url = "https://hec.siem.example.org:8088/services/collector/raw"
+    audit = parse(siemDestination=destination, siemEndpointUrl=url).audit
+    assert (audit.siem_destination, audit.siem_endpoint_url) == (destination, url)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key", "value", "allowed_fragment"),
+    [
+        ({"siemDestination": "kafka"}, "siemDestination", "kafka", "s3, http, splunk"),
+        ({"siemDestination": "http"}, "siemEndpointUrl", "", "is required with siemDestination"),
+        (
+            {"siemDestination": "http", "siemEndpointUrl": "http://siem.example.org/"},
+            "siemEndpointUrl",
+            "http://siem.example.org/",
+            "https://",
+        ),
+        (
+            {"siemDestination": "splunk", "siemEndpointUrl": "hec.example.org"},
+            "siemEndpointUrl",
+            "hec.example.org",
+            "https://",
+        ),
+        (
+            {"siemDestination": "http", "siemEndpointUrl": "https://x.example/" + "a" * 1000},
+            "siemEndpointUrl",
+            "https://x.example/" + "a" * 1000,
+            "at most 1000",
+        ),
+        (
+            {"siemEndpointUrl": "https://siem.example.org/"},
+            "siemEndpointUrl",
+            "https://siem.example.org/",
+            "must be empty when siemDestination is s3",
+        ),
+        ({"enableGuardDuty": "yes"}, "enableGuardDuty", "yes", "true or false"),
+        ({"enableSecurityHub": "1"}, "enableSecurityHub", "1", "true or false"),
+    ],
+)
+def test_bad_audit_values_name_key_value_and_allowed(
+    raw: dict[str, object], key: str, value: str, allowed_fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(**raw)
+    message = str(caught.value)
+    assert f"cloud-pacs:{key}" in message, message
+    assert repr(value) in message, message
+    assert allowed_fragment in message, message

@@ -74,9 +74,14 @@ def role(name: str) -> str:
 def test_archive_key_used_only_by_named_roles_through_its_data_services(plan: ProgramRun) -> None:
     use = statement(policy_of(one(plan, KEY, "keys-archive")), "KeyUseByStackRoles")
     condition = use["Condition"]
+    # The workloads, and the human roles that read imaging data (the example stack federates).
     assert condition["ArnEquals"]["aws:PrincipalArn"] == [
+        role("pacs-dev-break-glass"),
         role("pacs-dev-gateway-task"),
+        role("pacs-dev-imaging-operator"),
+        role("pacs-dev-imaging-viewer"),
         role("pacs-dev-ingest"),
+        role("pacs-dev-integration-partner"),
         role("pacs-dev-replication"),
         role("pacs-dev-verify"),
     ]
@@ -109,8 +114,9 @@ def test_administrators_deploy_archive_encrypted_resources_only_through_services
         "lambda.us-east-1.amazonaws.com",
     ], "administrators must not reach the archive key through S3 or directly"
     assert deploy["Condition"]["StringEquals"]["kms:CallerAccount"] == MOCK_ACCOUNT_ID
-    # The edge key's own deployment statement is checked in test_edge.py.
-    for name in sorted(set(EXPECTED) - {"keys-archive", "keys-edge"}):
+    # The edge and logs keys' own deployment statements are checked in test_edge.py and
+    # test_audit.py.
+    for name in sorted(set(EXPECTED) - {"keys-archive", "keys-edge", "keys-logs"}):
         sids = {s["Sid"] for s in policy_of(one(plan, KEY, name))["Statement"]}
         assert deploy["Sid"] not in sids, f"{name}: administrators deploy through services"
 

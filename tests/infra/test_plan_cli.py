@@ -78,6 +78,15 @@ REQUIRED_TYPES = {
     "aws:ecs/cluster:Cluster",
     "aws:ecs/taskDefinition:TaskDefinition",
     "aws:ecs/service:Service",
+    # Audit
+    "aws:cloudtrail/trail:Trail",
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
+    "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter",
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+    "aws:cloudwatch/logStream:LogStream",
+    # Identity
+    "aws:iam/policy:Policy",
+    "aws:accessanalyzer/analyzer:Analyzer",
 }
 
 

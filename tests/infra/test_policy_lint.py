@@ -12,6 +12,7 @@ from typing import Any
 import parliament
 import pytest
 
+from infra.iam_documents import SiemDeliveryResources, siem_delivery_role_policy
 from pacs_kit.program import ProgramRun, Registration
 
 # (resource type, policy property) -> {finding: (text its detail must contain, why it is right)}
@@ -49,6 +50,11 @@ ACCEPTED: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
         ),
     },
     ("aws:iam/rolePolicy:RolePolicy", "policy"): {},
+    # The permissions boundary: its Deny statements take power away on every resource, which is
+    # the point of a cap; its one Allow is a NotAction ceiling (parliament expands it, no finding).
+    ("aws:iam/policy:Policy", "policy"): {
+        "RESOURCE_STAR": ("", 'a Deny on "*" denies everywhere: a boundary caps every resource'),
+    },
     ("aws:sqs/queuePolicy:QueuePolicy", "policy"): {},
     ("aws:sns/topicPolicy:TopicPolicy", "policy"): {},
 }
@@ -115,6 +121,38 @@ def test_every_policy_kind_is_known(plan: ProgramRun) -> None:
                 "keys-edge",
             },
         ),
+        (
+            "identity",
+            {
+                "permissions-boundary-policy",
+                "identity-imaging-viewer",
+                "identity-imaging-viewer-policy",
+                "identity-imaging-operator",
+                "identity-imaging-operator-policy",
+                "identity-security-auditor",
+                "identity-security-auditor-policy",
+                "identity-integration-partner",
+                "identity-integration-partner-policy",
+                "identity-break-glass",
+                "identity-break-glass-policy",
+            },
+        ),
+        (
+            "audit",
+            {
+                "audit-trail-role",
+                "audit-trail-role-policy",
+                "audit-siem-delivery-role",
+                "audit-siem-delivery-policy",
+                "audit-log-shipping-role",
+                "audit-log-shipping-policy",
+                "audit-security-policy",
+                "audit-siem-objects-policy",
+                "audit-audit-trail-policy",
+                "audit-siem-backup-policy",
+                "keys-logs",
+            },
+        ),
     ],
 )
 def test_the_components_documents_are_linted(
@@ -153,5 +191,25 @@ def test_no_allow_statement_uses_a_wildcard_action_outside_endpoint_ceilings(
         for stmt in json.loads(resource.inputs[prop])["Statement"]:
             if stmt["Effect"] != "Allow":
                 continue
-            actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            # A NotAction ceiling (the permissions boundary) names exact actions too.
+            listed = stmt.get("Action", stmt.get("NotAction"))
+            actions = listed if isinstance(listed, list) else [listed]
             assert not [a for a in actions if "*" in a], f"{resource.name}: {stmt.get('Sid')}"
+
+
+def test_siem_delivery_role_with_a_push_destination_is_clean() -> None:
+    # The dev stack ships to a pull bucket; an http or splunk stream also reads its secret.
+    document = siem_delivery_role_policy(
+        SiemDeliveryResources(
+            bucket_names=("pacs-prod-123456789012-us-east-1-siem-backup",),
+            logs_key_arn="arn:aws:kms:us-east-1:123456789012:key/0000-1111",
+            error_log_group_arn=(
+                "arn:aws:logs:us-east-1:123456789012:log-group:/aws/kinesisfirehose/pacs-prod-siem"
+            ),
+            s3_service_endpoint="s3.us-east-1.amazonaws.com",
+            secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:pacs-prod/siem/k-AbCdEf",
+            secretsmanager_service_endpoint="secretsmanager.us-east-1.amazonaws.com",
+        )
+    )
+    analysed: Any = parliament.analyze_policy_string(json.dumps(document))
+    assert not analysed.findings, analysed.findings

@@ -62,6 +62,9 @@ def test_components_use_the_kit_type_tokens_and_parent_their_children(plan: Prog
         "cloud-pacs:dr:DisasterRecovery",
         "cloud-pacs:ingest:IngestPipeline",
         "cloud-pacs:edge:EdgeGateway",
+        "cloud-pacs:audit:Audit",
+        "cloud-pacs:identity:Identity",
+        "cloud-pacs:identity:PermissionsBoundary",
     }
     for r in plan.resources:
         if r.custom and not r.type.startswith("pulumi:providers:"):
@@ -115,4 +118,5 @@ def test_keys_worm_buckets_and_vaults_are_protected_from_destroy(plan: ProgramRu
         "dr-replica",
         "dr-vault",
         "dr-dr-vault",
+        "audit-audit-trail",
     }

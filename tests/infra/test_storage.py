@@ -20,6 +20,10 @@ BUCKETS = {
     "edge-trust": ("us-east-1-edge-trust", None),
     "dr-replica": ("us-west-2-replica", "dr-keys-backup"),
     "dr-access-logs": ("us-west-2-access-logs", None),
+    # Audit: the trail (Object Lock), Firehose's backup and the SIEM's pull bucket (test_audit.py).
+    "audit-audit-trail": ("us-east-1-audit-trail", "keys-logs"),
+    "audit-siem-backup": ("us-east-1-siem-backup", "keys-logs"),
+    "audit-siem": ("us-east-1-siem", "keys-logs"),
 }
 DATA = sorted(n for n, (_, key) in BUCKETS.items() if key)
 
@@ -124,7 +128,16 @@ def test_log_bucket_accepts_delivery_only_from_the_stacks_buckets(plan: ProgramR
     sources = delivery["Condition"]["ArnLike"]["aws:SourceArn"]
     assert sources == sorted(
         f"arn:aws:s3:::pacs-dev-{MOCK_ACCOUNT_ID}-us-east-1-{p}"
-        for p in ("archive", "derived", "edge-trust", "inbox", "quarantine")
+        for p in (
+            "archive",
+            "audit-trail",
+            "derived",
+            "edge-trust",
+            "inbox",
+            "quarantine",
+            "siem",
+            "siem-backup",
+        )
     )
     assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == MOCK_ACCOUNT_ID
 

@@ -152,21 +152,24 @@ def create_stack() -> Stack:
     return stack
 
 
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         yield
 
 
-@pytest.fixture
-def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def install_stack(monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """Create the stack in moto (already mocked) and point the functions' environment at it."""
     created = create_stack()
     for name, value in created.environment.items():
         monkeypatch.setenv(name, value)
@@ -182,7 +185,12 @@ def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         return runtime
 
     monkeypatch.setattr(ingest.Runtime, "from_environment", classmethod(from_environment))
-    yield created
+    return created
+
+
+@pytest.fixture
+def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    yield install_stack(monkeypatch)
 
 
 @dataclass
