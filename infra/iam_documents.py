@@ -607,23 +607,73 @@ INTERFACE_ENDPOINT_SERVICES: dict[str, bool] = {
 }
 GATEWAY_ENDPOINT_SERVICES: dict[str, bool] = {"s3": True, "dynamodb": True}
 
+# What the workloads inside the VPC (the functions, the gateway's task and ECS on its behalf) call
+# through each endpoint: the endpoint admits these and nothing else, so a stolen credential used
+# from inside the VPC cannot reach other actions of the service even in this account. A test checks
+# that every action the in-VPC roles are granted is here (a missing one would fail in AWS only).
+_ECR_PULL = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:BatchGetImage",
+    "ecr:GetAuthorizationToken",
+    "ecr:GetDownloadUrlForLayer",
+)
+ENDPOINT_ACTIONS: dict[str, tuple[str, ...]] = {
+    "s3": (
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucket",
+        "s3:PutObject",
+        "s3:PutObjectTagging",
+    ),
+    "dynamodb": (
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+    ),
+    "kms": (
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:GenerateMac",
+        "kms:GetPublicKey",
+        "kms:Sign",
+        "kms:Verify",
+    ),
+    # Nothing of ours needs STS inside the VPC but the SDKs' identity check.
+    "sts": ("sts:GetCallerIdentity",),
+    "logs": ("logs:CreateLogStream", "logs:PutLogEvents"),
+    "sqs": (
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    ),
+    # Log shipping is CloudWatch Logs' own (a service principal, outside the VPC); this admits
+    # only record writes, for a forwarder run in the VPC.
+    "kinesis-firehose": ("firehose:PutRecord", "firehose:PutRecordBatch"),
+    "ecr.api": _ECR_PULL,
+    "ecr.dkr": _ECR_PULL,
+    "secretsmanager": ("secretsmanager:GetSecretValue",),
+}
+
 
 def endpoint_policy(account: Account, service: str) -> Document:
-    """VPC endpoint policy: only this account's principals, and its resources where supported."""
+    """VPC endpoint policy: the workloads' actions only, by this account's principals, on its
+    resources where the service supports that."""
     pin_resource = {**INTERFACE_ENDPOINT_SERVICES, **GATEWAY_ENDPOINT_SERVICES}[service]
     condition: dict[str, str] = {"aws:PrincipalAccount": account.account_id}
     if pin_resource:
         condition["aws:ResourceAccount"] = account.account_id
     # Endpoint policies are a ceiling, not a grant: IAM policies still decide who may do what.
-    prefix = {"kinesis-firehose": "firehose", "ecr.api": "ecr", "ecr.dkr": "ecr"}.get(
-        service, service
-    )
     statements: list[Statement] = [
         {
             "Sid": "OnlyThisAccount",
             "Effect": "Allow",
             "Principal": "*",
-            "Action": f"{prefix}:*",
+            "Action": list(ENDPOINT_ACTIONS[service]),
             "Resource": "*",
             "Condition": {"StringEquals": condition},
         }

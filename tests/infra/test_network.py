@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from infra.components.network import TIERS, subnet_layout
-from infra.iam_documents import INTERFACE_ENDPOINT_SERVICES
+from infra.iam_documents import ENDPOINT_ACTIONS, INTERFACE_ENDPOINT_SERVICES
 from pacs_kit.program import MOCK_ACCOUNT_ID, ProgramRun
 from tests.conftest import one, policy_of, statement
 
@@ -102,6 +102,44 @@ def test_every_endpoint_policy_admits_only_this_account(plan: ProgramRun) -> Non
                 continue  # AWS's layer bucket, read through ECR's pre-signed URLs (next tests)
             condition = stmt["Condition"]["StringEquals"]
             assert condition["aws:PrincipalAccount"] == MOCK_ACCOUNT_ID, endpoint.name
+
+
+# Where the stack's code runs inside the VPC: its calls to AWS go through the endpoints.
+IN_VPC_PRINCIPALS = {"lambda.amazonaws.com", "ecs-tasks.amazonaws.com"}
+ENDPOINT_PREFIX = {"kinesis-firehose": "firehose", "ecr.api": "ecr", "ecr.dkr": "ecr"}
+
+
+def test_endpoints_admit_every_action_the_in_vpc_roles_are_granted(plan: ProgramRun) -> None:
+    """An action granted to a function or the gateway but missing from its service's endpoint
+    policy would be refused in AWS only: the endpoint lists must cover the grants."""
+    in_vpc = {
+        str(r.inputs["name"])
+        for r in plan.of_type("aws:iam/role:Role")
+        if any(
+            s.get("Principal", {}).get("Service") in IN_VPC_PRINCIPALS
+            for s in policy_of(r, "assumeRolePolicy")["Statement"]
+        )
+    }
+    assert len(in_vpc) >= 4, in_vpc  # ingest, verify, gateway task and execution
+    admitted: dict[str, set[str]] = {}
+    for service, actions in ENDPOINT_ACTIONS.items():
+        admitted.setdefault(ENDPOINT_PREFIX.get(service, service), set()).update(actions)
+    for grant in plan.of_type("aws:iam/rolePolicy:RolePolicy"):
+        if grant.inputs["role"] not in in_vpc:
+            continue
+        for stmt in policy_of(grant)["Statement"]:
+            actions = stmt["Action"] if isinstance(stmt["Action"], list) else [stmt["Action"]]
+            for action in actions:
+                prefix = action.split(":")[0]
+                if stmt["Effect"] == "Allow" and prefix in admitted:
+                    assert action in admitted[prefix], f"{grant.name}: {action} not on an endpoint"
+
+
+def test_endpoint_policies_name_their_actions(plan: ProgramRun) -> None:
+    for endpoint in plan.of_type(ENDPOINT):
+        own = statement(policy_of(endpoint), "OnlyThisAccount")
+        assert own["Action"], endpoint.name
+        assert not any("*" in a for a in own["Action"]), f"{endpoint.name}: wildcard action"
 
 
 @pytest.mark.parametrize("service", ["s3", "dynamodb", "kms", "sqs"])

@@ -182,21 +182,6 @@ def test_identity_policies_are_clean(plan: ProgramRun, kind: tuple[str, str]) ->
             assert not analysed.findings, f"{resource.name}: {analysed.findings}"
 
 
-def test_no_allow_statement_uses_a_wildcard_action_outside_endpoint_ceilings(
-    plan: ProgramRun,
-) -> None:
-    for resource, prop in documents(plan):
-        if resource.type == "aws:ec2/vpcEndpoint:VpcEndpoint":
-            continue
-        for stmt in json.loads(resource.inputs[prop])["Statement"]:
-            if stmt["Effect"] != "Allow":
-                continue
-            # A NotAction ceiling (the permissions boundary) names exact actions too.
-            listed = stmt.get("Action", stmt.get("NotAction"))
-            actions = listed if isinstance(listed, list) else [listed]
-            assert not [a for a in actions if "*" in a], f"{resource.name}: {stmt.get('Sid')}"
-
-
 def test_siem_delivery_role_with_a_push_destination_is_clean() -> None:
     # The dev stack ships to a pull bucket; an http or splunk stream also reads its secret.
     document = siem_delivery_role_policy(
