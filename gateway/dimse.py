@@ -37,6 +37,26 @@ SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 HANDSHAKE_TIMEOUT_SECONDS = 20.0
+# DICOM PS3.5 Table 6.2-1, VR AE (lambdas/audit_events.py documents the same type; the image does
+# not carry that module).
+AE_TITLE_MAX_LENGTH = 16
+
+
+def loggable_ae_title(raw: object) -> str:
+    """The calling AE title if it is a valid one (trimmed), else "": the sender chose it, so any
+    other string (control characters, a backslash, a long free text) is neither logged nor stored.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("ascii")
+        except UnicodeDecodeError:
+            return ""
+    value = str(raw).strip(" ")
+    if not 0 < len(value) <= AE_TITLE_MAX_LENGTH:
+        return ""
+    if any(not " " <= c <= "~" or c == "\\" for c in value):
+        return ""
+    return value
 
 
 class RefusedConnection(Exception):
@@ -179,8 +199,9 @@ class StorageSCP:
                 "key": landed.key,
                 "sha256": landed.sha256,
                 "size": landed.size,
-                "calling_ae": sender.calling_ae,
                 "client_fingerprint": sender.fingerprint,
+                # Sender-chosen: logged only when it is a valid AE title (see _sender).
+                **({"calling_ae": sender.calling_ae} if sender.calling_ae else {}),
             },
         )
         return SUCCESS
@@ -198,5 +219,5 @@ class StorageSCP:
             subject=subject_text(peer),
             fingerprint=fingerprint(der),
             serial=serial,
-            calling_ae=str(event.assoc.requestor.ae_title).strip(),
+            calling_ae=loggable_ae_title(event.assoc.requestor.ae_title),
         )

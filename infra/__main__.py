@@ -45,6 +45,7 @@ from infra.iam_documents import (
     Account,
     LoadBalancerLogDelivery,
     human_role_name,
+    logs_key_reader_statements,
 )
 
 settings = load_settings()  # raises ConfigError before any resource is declared
@@ -125,6 +126,22 @@ keys = KeyRing(
             "pseudonym": (ingest_role,),
             "edge": (gateway_execution_role_name(settings.name_prefix),),
             "logs": (siem_delivery_role_name(settings.name_prefix),),
+        },
+        # Decrypt-only readers of audit data: the SIEM's roles, and the security auditor (it
+        # exists only with a federation source) for the trail's files.
+        reader_statements={
+            "logs": tuple(
+                logs_key_reader_statements(
+                    account,
+                    settings.region,
+                    siem_reader_arns=settings.audit.siem_reader_arns,
+                    security_auditor_arn=(
+                        account.role_arn(human_role_name(settings.name_prefix, "security-auditor"))
+                        if settings.identity.federated
+                        else None
+                    ),
+                )
+            )
         },
     ),
     opts=in_primary,
@@ -261,6 +278,8 @@ audit = Audit(
         },
         access_log_bucket=archive.buckets["access-logs"].bucket.bucket,
         break_glass_role_arn=account.role_arn(human_role_name(settings.name_prefix, "break-glass")),
+        dead_letter_queue_arn=ingest.dead_letter_queue.arn,
+        dead_letter_queue_name=f"{settings.name_prefix}-ingest-dlq",
         permissions_boundary=boundary.arn,
     ),
     opts=in_primary,
@@ -280,6 +299,8 @@ identity_roles = Identity(
         archive_key_arn=keys.keys["archive"].arn,
         ingest_queue_arn=ingest.queue.arn,
         dead_letter_queue_arn=ingest.dead_letter_queue.arn,
+        trail_bucket=audit.trail_bucket.name,
+        logs_key_arn=keys.keys["logs"].arn,
     ),
     opts=in_primary,
 )
@@ -319,7 +340,8 @@ pulumi.export(
     "identity",
     {
         "permissionsBoundaryArn": boundary.arn,
-        "accessAnalyzerArn": identity_roles.analyzer.arn,
+        # None with enableAccessAnalyzer false (the account's analyzer is managed elsewhere).
+        "accessAnalyzerArn": identity_roles.analyzer.arn if identity_roles.analyzer else None,
         "roleArns": {duty: role.arn for duty, role in identity_roles.roles.items()},
     },
 )

@@ -19,6 +19,12 @@ from typing import Any, Literal, TypeVar
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
+from infra.iam_documents import (
+    TRUST_POLICY_MAX_CHARS,
+    human_trust_policy,
+    minified_length,
+    trusted_principal_kind,
+)
 from infra.packaging import REPO
 from lambdas.settings import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_VERIFY_SAMPLE_SIZE
 
@@ -71,6 +77,7 @@ _ENVIRONMENT_RE = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$")
 _ROLE_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
 )
+_IAM_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _SAML_PROVIDER_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:saml-provider/[\w.-]{1,128}$")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _ACM_CERTIFICATE_RE = re.compile(rf"^arn:aws[a-z-]*:acm:([a-z0-9-]+):\d{{12}}:certificate/{_UUID}$")
@@ -240,6 +247,12 @@ KEYS: tuple[Key, ...] = (
         "HTTPS URL of the SIEM's HTTP endpoint or Splunk HEC; required for http and splunk.",
     ),
     Key(
+        "siemReaderArns",
+        [],
+        "IAM roles of the SIEM (this or another account) that read the trail and pull buckets "
+        "and the SIEM objects queue; empty: none can decrypt them.",
+    ),
+    Key(
         "enableGuardDuty",
         False,
         "Create a GuardDuty detector with S3 protection (account-wide: one per account, region).",
@@ -258,8 +271,15 @@ KEYS: tuple[Key, ...] = (
     Key(
         "identityTrustedPrincipalArns",
         [],
-        "IAM principals (e.g. IAM Identity Center permission-set roles) that may assume the human "
-        "roles with MFA; empty with no SAML provider: no human roles.",
+        "IAM users, account roots (MFA required in the trust) or IAM Identity Center "
+        "permission-set roles (MFA enforced by Identity Center) that may assume the human roles; "
+        "empty with no SAML provider: no human roles.",
+    ),
+    Key(
+        "enableAccessAnalyzer",
+        False,
+        "Create an IAM Access Analyzer of type ACCOUNT (one per account and region: leave false "
+        "where the account, another stack or the organization already has one).",
     ),
 )
 # Keys that only mean something when the edge exists (a client trust source is configured).
@@ -298,6 +318,8 @@ class AuditSettings:
     siem_destination: SiemDestination = "s3"
     # None with the s3 destination.
     siem_endpoint_url: str | None = None
+    # IAM roles of the SIEM that read the trail and pull buckets and the SIEM objects queue.
+    siem_reader_arns: tuple[str, ...] = ()
     enable_guardduty: bool = False
     enable_security_hub: bool = False
 
@@ -308,6 +330,8 @@ class IdentitySettings:
 
     saml_provider_arn: str | None = None
     trusted_principal_arns: tuple[str, ...] = ()
+    # The account analyzer is account-wide (one per account and region): off unless asked for.
+    enable_access_analyzer: bool = False
 
     @property
     def federated(self) -> bool:
@@ -725,21 +749,35 @@ def _audit(get: Callable[[str], object]) -> AuditSettings:
             f"is required with siemDestination {destination}: an https:// URL of at most "
             f"{SIEM_URL_MAX_LENGTH} characters (Firehose delivers over HTTPS only)",
         )
+    readers = [a.strip() for a in _str_list("siemReaderArns", get("siemReaderArns"))]
+    for arn in readers:
+        # Roles only: a key, bucket or queue policy granting a whole account or a long-lived user
+        # key is broader than "the SIEM's reader".
+        if not _IAM_ROLE_ARN_RE.match(arn):
+            raise ConfigError(
+                _qualified("siemReaderArns"),
+                arn,
+                "must be IAM role ARNs (arn:aws:iam::123456789012:role/Name)",
+            )
+    if len(set(readers)) != len(readers):
+        raise ConfigError(_qualified("siemReaderArns"), readers, "must not repeat a role")
     return AuditSettings(
         siem_destination=destination,  # type: ignore[arg-type]
         siem_endpoint_url=url or None,
+        siem_reader_arns=tuple(sorted(readers)),
         enable_guardduty=_bool("enableGuardDuty", get("enableGuardDuty")),
         enable_security_hub=_bool("enableSecurityHub", get("enableSecurityHub")),
     )
 
 
-def _identity(get: Callable[[str], object]) -> IdentitySettings:
+def _identity(get: Callable[[str], object], warnings: list[str]) -> IdentitySettings:
+    key = "identityTrustedPrincipalArns"
     saml = str(get("identitySamlProviderArn")).strip()
-    principals = _str_list("identityTrustedPrincipalArns", get("identityTrustedPrincipalArns"))
+    principals = [a.strip() for a in _str_list(key, get(key))]
     if saml and principals:
         raise ConfigError(
-            _qualified("identityTrustedPrincipalArns"),
-            get("identityTrustedPrincipalArns"),
+            _qualified(key),
+            get(key),
             "must be empty when identitySamlProviderArn is set: the human roles trust exactly "
             "one federation source",
         )
@@ -751,21 +789,44 @@ def _identity(get: Callable[[str], object]) -> IdentitySettings:
             "(arn:aws:iam::123456789012:saml-provider/Name)",
         )
     for arn in principals:
-        if not _ROLE_ARN_RE.match(arn.strip()):
+        kind = trusted_principal_kind(arn)
+        if kind is None:
+            # Plain roles included: a role's session proves MFA only when an IAM user assumed it
+            # with an MFA code (see infra/iam_documents.TrustedPrincipalKind).
             raise ConfigError(
-                _qualified("identityTrustedPrincipalArns"),
+                _qualified(key),
                 arn,
-                "must be IAM role, user or account-root ARNs (arn:aws:iam::123456789012:role/Name)",
+                "must be IAM user ARNs, account-root ARNs (arn:aws:iam::123456789012:root; MFA "
+                "required) or IAM Identity Center permission-set roles (arn:aws:iam::"
+                "123456789012:role/aws-reserved/sso.amazonaws.com/[region/]AWSReservedSSO_Set_"
+                "0123456789abcdef; MFA enforced by Identity Center). Other roles cannot prove "
+                "MFA: name the IAM users who assume them, or use identitySamlProviderArn",
+            )
+        if kind == "account-root":
+            warnings.append(
+                f"cloud-pacs:{key} names {arn}: every IAM user or role session of that account "
+                "whose own policies allow it, and that used MFA within the hour, may assume the "
+                "human roles; name the IAM users or Identity Center permission-set roles instead "
+                "to narrow it"
             )
     if len(set(principals)) != len(principals):
-        raise ConfigError(
-            _qualified("identityTrustedPrincipalArns"), principals, "must not repeat a principal"
-        )
+        raise ConfigError(_qualified(key), principals, "must not repeat a principal")
+    if principals:
+        trust = human_trust_policy(trusted_principal_arns=principals)
+        if minified_length(trust) > TRUST_POLICY_MAX_CHARS:
+            raise ConfigError(
+                _qualified(key),
+                principals,
+                f"must fit the human roles' trust policy in IAM's default quota of "
+                f"{TRUST_POLICY_MAX_CHARS} characters (it would take {minified_length(trust)}): "
+                "name fewer principals, e.g. one permission set per duty group",
+            )
     # Neither: no human roles (people reach the account through roles managed elsewhere); the
-    # permissions boundary and IAM Access Analyzer exist regardless.
+    # permissions boundary exists regardless.
     return IdentitySettings(
         saml_provider_arn=saml or None,
-        trusted_principal_arns=tuple(sorted(a.strip() for a in principals)),
+        trusted_principal_arns=tuple(sorted(principals)),
+        enable_access_analyzer=_bool("enableAccessAnalyzer", get("enableAccessAnalyzer")),
     )
 
 
@@ -878,6 +939,8 @@ def parse_settings(
         warnings=warnings,
     )
 
+    # Before Settings: it may add warnings.
+    identity = _identity(get, warnings)
     return Settings(
         project=project,
         stack=stack,
@@ -918,7 +981,7 @@ def parse_settings(
         warnings=tuple(warnings),
         edge=edge,
         audit=_audit(get),
-        identity=_identity(get),
+        identity=identity,
     )
 
 

@@ -7,9 +7,11 @@ statements never use wildcard actions; Deny statements may, because they only ta
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from lambdas.settings import ARCHIVE_PREFIX
 
@@ -1165,6 +1167,177 @@ def siem_delivery_role_policy(r: SiemDeliveryResources) -> Document:
     return document(*statements)
 
 
+def _account_roots(partition: str, role_arns: Sequence[str]) -> list[str]:
+    """The roots of the accounts the roles live in: the policy admits them, the condition pins."""
+    return sorted({f"arn:{partition}:iam::{arn.split(':')[4]}:root" for arn in role_arns})
+
+
+def _siem_readers(account: Account, reader_arns: Sequence[str]) -> dict[str, Any]:
+    # Account principal + aws:PrincipalArn: valid before the roles exist (KMS, S3 and SQS refuse a
+    # policy naming a role that does not exist), and it survives the role being recreated. The
+    # readers' own account must also allow the actions (IAM policy), as it must across accounts.
+    return {
+        "Principal": {"AWS": _account_roots(account.partition, reader_arns)},
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": sorted(reader_arns)}},
+    }
+
+
+def siem_reader_bucket_statements(
+    account: Account, bucket: str, reader_arns: Sequence[str]
+) -> list[Statement]:
+    """Bucket-policy statements: the SIEM's roles list the bucket and read its objects, no more."""
+    if not reader_arns:
+        return []
+    arn = account.bucket_arn(bucket)
+    return [
+        {
+            "Sid": "SiemReadersFindTheBucket",
+            "Effect": "Allow",
+            **_siem_readers(account, reader_arns),
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+            "Resource": arn,
+        },
+        {
+            "Sid": "SiemReadersReadTheObjects",
+            "Effect": "Allow",
+            **_siem_readers(account, reader_arns),
+            "Action": ["s3:GetObject"],
+            "Resource": f"{arn}/*",
+        },
+    ]
+
+
+# What an SQS-based S3 input of a SIEM (e.g. Splunk's) calls on the queue that announces objects:
+# receive, hide while reading, delete when read; queue attributes and URL to find it.
+SIEM_QUEUE_READER_ACTIONS: tuple[str, ...] = (
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+)
+
+
+def siem_queue_policy(
+    account: Account,
+    queue_arn: str,
+    *,
+    notifying_buckets: Sequence[str],
+    reader_arns: Sequence[str] = (),
+) -> Document:
+    """The SIEM objects queue: TLS only, the audit buckets announce, the SIEM's roles consume."""
+    document_ = queue_policy(account, queue_arn, notifying_buckets=notifying_buckets)
+    if reader_arns:
+        document_["Statement"].append(
+            {
+                "Sid": "SiemReadersConsumeObjectNotices",
+                "Effect": "Allow",
+                **_siem_readers(account, reader_arns),
+                "Action": list(SIEM_QUEUE_READER_ACTIONS),
+                "Resource": queue_arn,
+            }
+        )
+    return document_
+
+
+def logs_key_reader_statements(
+    account: Account,
+    region: str,
+    *,
+    siem_reader_arns: Sequence[str] = (),
+    security_auditor_arn: str | None = None,
+) -> list[Statement]:
+    """Logs key policy: who may *decrypt* audit data (never encrypt), and only through a service.
+
+    - The SIEM's roles: the trail and pull buckets' objects (through S3) and the SIEM objects
+      queue's messages (through SQS).
+    - The security auditor: CloudTrail's log and digest files only (through S3; the encryption
+      context CloudTrail sets, as in AWS's "Enable CloudTrail log decrypt permissions" statement),
+      so that ``aws cloudtrail validate-logs`` can read them.
+    """
+    statements: list[Statement] = []
+    if siem_reader_arns:
+        statements.append(
+            {
+                "Sid": "SiemReadersDecryptThroughS3AndSqsOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": _account_roots(account.partition, siem_reader_arns)},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": sorted(siem_reader_arns)},
+                    "StringEquals": {
+                        "kms:ViaService": sorted(
+                            account.service_endpoint(s, region) for s in ("s3", "sqs")
+                        )
+                    },
+                },
+            }
+        )
+    if security_auditor_arn is not None:
+        statements.append(
+            {
+                "Sid": "SecurityAuditorDecryptsTrailFilesThroughS3Only",
+                "Effect": "Allow",
+                "Principal": {"AWS": account.root_arn},
+                "Action": "kms:Decrypt",
+                "Resource": "*",
+                "Condition": {
+                    "ArnEquals": {"aws:PrincipalArn": security_auditor_arn},
+                    "StringEquals": {
+                        "kms:CallerAccount": account.account_id,
+                        "kms:ViaService": account.service_endpoint("s3", region),
+                    },
+                    "Null": {"kms:EncryptionContext:aws:cloudtrail:arn": "false"},
+                },
+            }
+        )
+    return statements
+
+
+def security_auditor_trail_statements(
+    account: Account, trail_bucket: str, logs_key_arn: str
+) -> list[Statement]:
+    """The auditor's identity-policy side of reading (and validating) the trail's files.
+
+    ``aws cloudtrail validate-logs`` lists and reads the log and digest files, finds the bucket's
+    region, and fetches CloudTrail's public keys; S3 decrypts with the logs key on the caller's
+    behalf (the key policy admits the auditor for CloudTrail's files only).
+    """
+    arn = account.bucket_arn(trail_bucket)
+    return [
+        {
+            "Sid": "ReadAndValidateTheTrailsFiles",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": f"{arn}/AWSLogs/{account.account_id}/*",
+        },
+        {
+            "Sid": "ListTheTrailBucket",
+            "Effect": "Allow",
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+            "Resource": arn,
+        },
+        {
+            "Sid": "DecryptTheTrailsFilesThroughS3Only",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": logs_key_arn,
+            "Condition": {
+                "StringEquals": {"kms:ViaService": account.service_endpoint("s3")},
+                "Null": {"kms:EncryptionContext:aws:cloudtrail:arn": "false"},
+            },
+        },
+        {
+            # validate-logs checks digest signatures with CloudTrail's public keys: no resource.
+            "Sid": "FetchCloudTrailsPublicKeys",
+            "Effect": "Allow",
+            "Action": ["cloudtrail:ListPublicKeys"],
+            "Resource": "*",
+        },
+    ]
+
+
 def security_topic_policy(
     account: Account, topic_arn: str, region: str, *, rule_arns: Sequence[str]
 ) -> Document:
@@ -1185,106 +1358,119 @@ def security_topic_policy(
 
 # ---------------------------------------------------------------------------------------- Identity
 
-# What the permissions boundary takes away from every role the stack creates, by why. Exact action
-# names (parliament's IAM definition knows each; a test checks). Nothing here is needed by a
-# workload: objects get the buckets' default retention (no role sets retention or legal holds), AWS
-# Backup expires recovery points itself, and the deployer that runs `pulumi up` is not bounded.
+# What the permissions boundary takes away from every role the stack creates, by why. Nothing here
+# is needed by a workload or a human duty (a test checks every grant of the plan against it):
+# objects get the buckets' default retention (no role sets retention or legal holds), AWS Backup
+# expires recovery points itself, alarms, rules and topics are the deployer's, and the deployer
+# that runs `pulumi up` is not bounded.
+#
+# Deny statements may name a service-level wildcard (``logs:Delete*``, ``backup:Delete*``) where
+# every action it matches only destroys or blinds: a wildcard in a Deny takes power away, never
+# grants it, and keeps the managed policy under IAM's 6,144-character limit. The "no wildcard
+# action" rule is about Allow statements (a test matches each wildcard to real actions and checks
+# that no Allow of the plan has one). Actions whose family also holds something a role needs stay
+# exact: ``s3:DeleteObjectVersion`` (not ``s3:Delete*``: ``s3:DeleteObject`` may be granted),
+# ``dynamodb:DeleteTable`` (the functions delete idempotency items), IAM role actions (the auditor
+# reads role policies).
 BOUNDARY_DENIES: dict[str, tuple[str, ...]] = {
     # Object Lock is the archive's immutability: nobody bypasses, shortens or reconfigures it.
     # Legal holds too: lifting one frees a version whose retention has ended for deletion.
     "NoObjectLockBypassOrRetentionChanges": (
         "s3:BypassGovernanceRetention",
-        "s3:PutBucketObjectLockConfiguration",
         "s3:PutObjectLegalHold",
         "s3:PutObjectRetention",
     ),
-    # Permanent deletion, and every bucket setting that would let data go or leave unprotected.
-    "NoArchiveDestructionOrExposure": (
-        "s3:DeleteBucket",
-        "s3:DeleteBucketPolicy",
+    # Permanent deletion, and every bucket setting that would let data go, leave unprotected or
+    # stop being logged or announced: policy, ACL, versioning, Object Lock, public access,
+    # ownership, logging, notifications (s3:PutBucket*), encryption, lifecycle, replication.
+    "NoArchiveDestructionExposureOrBlinding": (
+        "s3:DeleteBucket*",
         "s3:DeleteObjectVersion",
         "s3:PutAccountPublicAccessBlock",
-        "s3:PutBucketAcl",
-        "s3:PutBucketOwnershipControls",
-        "s3:PutBucketPolicy",
-        "s3:PutBucketPublicAccessBlock",
-        "s3:PutBucketVersioning",
+        "s3:PutBucket*",
         "s3:PutEncryptionConfiguration",
         "s3:PutLifecycleConfiguration",
         "s3:PutReplicationConfiguration",
     ),
     # A disabled or deleted key makes the archive, its replica and the logs unreadable.
     "NoKeyDisablingDeletionOrPolicyChanges": (
-        "kms:DeleteAlias",
-        "kms:DeleteCustomKeyStore",
-        "kms:DeleteImportedKeyMaterial",
-        "kms:DisableKey",
-        "kms:DisableKeyRotation",
+        "kms:Delete*",
+        "kms:Disable*",
         "kms:DisconnectCustomKeyStore",
         "kms:PutKeyPolicy",
         "kms:ScheduleKeyDeletion",
         "kms:UpdateAlias",
     ),
     "NoCloudTrailStopDeleteOrUpdate": (
-        "cloudtrail:DeleteTrail",
-        "cloudtrail:PutEventSelectors",
-        "cloudtrail:PutInsightSelectors",
-        "cloudtrail:StopLogging",
-        "cloudtrail:UpdateTrail",
+        "cloudtrail:Delete*",
+        "cloudtrail:Put*",
+        "cloudtrail:Stop*",
+        "cloudtrail:Update*",
     ),
-    # Deleting, shortening, decrypting-in-place or unsubscribing log groups blinds the audit.
-    "NoLogDeletionRetentionOrSubscriptionChanges": (
-        "logs:DeleteLogGroup",
-        "logs:DeleteLogStream",
-        "logs:DeleteMetricFilter",
-        "logs:DeleteRetentionPolicy",
-        "logs:DeleteSubscriptionFilter",
+    # Deleting, shortening, decrypting-in-place, unsubscribing or re-filtering log groups (the
+    # subscriptions feed the SIEM, the metric filters feed the alarms) blinds the audit.
+    "NoLogDeletionRetentionSubscriptionOrFilterChanges": (
+        "logs:Delete*",
         "logs:DisassociateKmsKey",
+        "logs:PutMetricFilter",
         "logs:PutRetentionPolicy",
+        "logs:PutSubscriptionFilter",
     ),
-    "NoFlowLogOrAccessLogBlinding": ("ec2:DeleteFlowLogs", "s3:PutBucketLogging"),
-    # The SIEM path and the alarms that page on the rest of this list.
-    "NoSiemOrAlarmBlinding": (
+    "NoFlowLogDeletion": ("ec2:DeleteFlowLogs",),
+    # The SIEM stream, the alarms, the EventBridge rules and the topic that page on the rest.
+    "NoSiemAlarmRuleOrTopicBlinding": (
         "cloudwatch:DeleteAlarms",
         "cloudwatch:DisableAlarmActions",
-        "events:DeleteRule",
+        "cloudwatch:PutMetricAlarm",
+        "events:Delete*",
         "events:DisableRule",
+        "events:PutRule",
+        "events:PutTargets",
         "events:RemoveTargets",
         "firehose:DeleteDeliveryStream",
         "firehose:StopDeliveryStreamEncryption",
         "firehose:UpdateDestination",
+        "sns:DeleteTopic",
+        "sns:RemovePermission",
+        "sns:SetTopicAttributes",
+        "sns:Unsubscribe",
     ),
-    # Detectors and their findings: deleting, disabling or auto-archiving them hides an attack.
+    # Detectors and their findings: deleting, disabling, trusting an IP list or auto-archiving
+    # findings hides an attack.
     "NoDetectorOrFindingSuppression": (
+        "access-analyzer:ApplyArchiveRule",
         "access-analyzer:CreateArchiveRule",
         "access-analyzer:DeleteAnalyzer",
         "access-analyzer:UpdateArchiveRule",
-        "config:DeleteConfigurationRecorder",
-        "config:DeleteDeliveryChannel",
+        "access-analyzer:UpdateFindings",
+        "config:Delete*",
         "config:StopConfigurationRecorder",
+        "guardduty:ArchiveFindings",
         "guardduty:CreateFilter",
-        "guardduty:DeleteDetector",
-        "guardduty:DisassociateFromAdministratorAccount",
-        "guardduty:DisassociateFromMasterAccount",
+        "guardduty:CreateIPSet",
+        "guardduty:Delete*",
+        "guardduty:Disassociate*",
         "guardduty:StopMonitoringMembers",
         "guardduty:UpdateDetector",
         "guardduty:UpdateFilter",
+        "guardduty:UpdateIPSet",
+        "securityhub:BatchDeleteAutomationRules",
         "securityhub:BatchDisableStandards",
-        "securityhub:DisableSecurityHub",
-        "securityhub:DisassociateFromAdministratorAccount",
-        "securityhub:DisassociateFromMasterAccount",
+        "securityhub:BatchUpdateAutomationRules",
+        "securityhub:BatchUpdateFindings",
+        "securityhub:CreateAutomationRule",
+        "securityhub:Disable*",
+        "securityhub:Disassociate*",
     ),
-    # The locked vaults hold the index backups. dynamodb:DeleteBackup stays: AWS Backup expires
-    # the tables' recovery points with the backup role, and the vault lock refuses early deletion.
-    "NoBackupDeletionOrVaultUnlocking": (
-        "backup:DeleteBackupPlan",
-        "backup:DeleteBackupSelection",
-        "backup:DeleteBackupVault",
-        "backup:DeleteBackupVaultAccessPolicy",
-        "backup:DeleteBackupVaultLockConfiguration",
-        "backup:DeleteRecoveryPoint",
-        "backup:PutBackupVaultAccessPolicy",
-        "backup:UpdateRecoveryPointLifecycle",
+    # The locked vaults hold the index backups; the table is the archive's index and its
+    # point-in-time recovery the last resort. dynamodb:DeleteBackup stays: AWS Backup expires the
+    # tables' recovery points with the backup role, and the vault lock refuses early deletion.
+    "NoBackupOrIndexDeletionOrVaultUnlocking": (
+        "backup:Delete*",
+        "backup:Put*",
+        "backup:Update*",
+        "dynamodb:DeleteTable",
+        "dynamodb:UpdateContinuousBackups",
     ),
     # A role that could lift its own boundary, or any other, would have no cap at all.
     "NoPermissionsBoundaryRemoval": (
@@ -1301,16 +1487,44 @@ BOUNDARY_POLICY_TAMPERING: tuple[str, ...] = (
     "iam:DeletePolicyVersion",
     "iam:SetDefaultPolicyVersion",
 )
+# Trust, session length (UpdateRole) and the duty tag (UntagRole) of the stack's roles included.
 STACK_ROLE_TAMPERING: tuple[str, ...] = (
     "iam:AttachRolePolicy",
     "iam:DeleteRole",
     "iam:DeleteRolePolicy",
     "iam:DetachRolePolicy",
     "iam:PutRolePolicy",
+    "iam:UntagRole",
     "iam:UpdateAssumeRolePolicy",
+    "iam:UpdateRole",
 )
 # Creating a principal is allowed only with this same boundary attached (no escape by proxy).
 PRINCIPAL_CREATION: tuple[str, ...] = ("iam:CreateRole", "iam:CreateUser")
+# What the boundary's Allow ceiling leaves out. The explicit Deny statements above are the control
+# (an explicit Deny wins over any Allow, in any policy, resource policies included); the ceiling
+# only has to allow the rest without a wildcard action, so it names a few actions (exact names,
+# each also denied) that must stay out of reach even if a Deny were ever narrowed by mistake.
+# Kept short on purpose: IAM limits a managed policy to 6,144 characters without whitespace.
+CEILING_EXCLUSIONS: tuple[str, ...] = (
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:StopLogging",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:PutRolePermissionsBoundary",
+    "kms:ScheduleKeyDeletion",
+    "logs:DeleteLogGroup",
+    "s3:BypassGovernanceRetention",
+    "s3:PutBucketObjectLockConfiguration",
+)
+# IAM quotas the plan must fit (characters, whitespace not counted): a managed policy, a role's
+# inline policies together, and a role trust policy at the default quota (raisable to 4,096).
+MANAGED_POLICY_MAX_CHARS = 6144
+ROLE_INLINE_POLICIES_MAX_CHARS = 10240
+TRUST_POLICY_MAX_CHARS = 2048
+
+
+def minified_length(document: Document) -> int:
+    """The length IAM counts against its quotas: the JSON without whitespace."""
+    return len(json.dumps(document, separators=(",", ":")))
 
 
 def permissions_boundary_name(name_prefix: str) -> str:
@@ -1327,26 +1541,19 @@ def permissions_boundary_arn(account: Account, name_prefix: str) -> str:
 def permissions_boundary_policy(account: Account, name_prefix: str) -> Document:
     """The boundary on every role of the stack: it grants nothing, it caps.
 
-    A boundary is intersected with the role's own policies, so its Allow is the ceiling: every
-    action except the destructive and blinding ones, on any resource. The Allow uses ``NotAction``
-    (never a wildcard action): each role's own least-privilege policy still decides what it may do,
-    and nothing in the list below can be granted to it, by any identity policy. The explicit Deny
-    statements repeat the list for the cases an implicit deny does not cover: a resource policy
-    (bucket, key, vault) that names a role session directly is not capped by a boundary's
-    Allow, but an explicit Deny in the boundary always wins.
+    A boundary is intersected with the role's own policies, so its Allow is the ceiling. The
+    control is the explicit Deny statements: an explicit Deny in the boundary wins over every
+    Allow, a role's own policy or a resource policy (bucket, key, vault) naming the role session
+    alike. The Allow ceiling is ``NotAction`` over a short list (never a wildcard action, see
+    ``CEILING_EXCLUSIONS``); each role's own least-privilege policy still decides what it may do.
     """
     boundary_arn = permissions_boundary_arn(account, name_prefix)
     stack_roles = account.role_arn(f"{name_prefix}-*")
-    capped = sorted(
-        {a for actions in BOUNDARY_DENIES.values() for a in actions}
-        | set(BOUNDARY_POLICY_TAMPERING)
-        | set(STACK_ROLE_TAMPERING)
-    )
     statements: list[Statement] = [
         {
-            "Sid": "CeilingEverythingButDestructiveAndBlindingActions",
+            "Sid": "CeilingAllButTheGravestActions",
             "Effect": "Allow",
-            "NotAction": capped,
+            "NotAction": list(CEILING_EXCLUSIONS),
             "Resource": "*",
         }
     ]
@@ -1362,7 +1569,7 @@ def permissions_boundary_policy(account: Account, name_prefix: str) -> Document:
             "Resource": boundary_arn,
         },
         {
-            "Sid": "NoChangesToTheStacksRolesOrTheirTrust",
+            "Sid": "NoChangesToTheStacksRolesTrustSessionOrTags",
             "Effect": "Deny",
             "Action": list(STACK_ROLE_TAMPERING),
             "Resource": stack_roles,
@@ -1404,22 +1611,83 @@ def human_role_name(name_prefix: str, duty: str) -> str:
     return f"{name_prefix}-{duty}"
 
 
+# The principals identityTrustedPrincipalArns may name, by how the trust can know a person used MFA.
+# - IAM users, or an account root (its IAM users and MFA sessions): their STS sessions carry
+#   aws:MultiFactorAuthPresent when the user signed in, or called AssumeRole/GetSessionToken, with
+#   an MFA code. The trust requires it, at most an hour old.
+# - IAM Identity Center permission-set roles (AWSReservedSSO_<set>_<suffix>): Identity Center signs
+#   people in through SAML (AssumeRoleWithSAML), and STS carries no MFA context for SAML, nor for a
+#   role chained from such a session: aws:MultiFactorAuthPresent is never present, so a Bool on it
+#   would refuse everyone. MFA is enforced by Identity Center itself (Settings > Authentication >
+#   MFA: "Every time they sign in", and "Require them to register an MFA device at sign in"; see
+#   the README); the trust pins the permission set's role by aws:PrincipalArn.
+# - Any other role: refused. A role's session proves MFA only if an IAM user assumed it with an MFA
+#   code; name that user (or the account root) instead, or use a SAML provider.
+TrustedPrincipalKind = Literal["iam-user", "account-root", "identity-center-role"]
+_PARTITION_ACCOUNT = r"^arn:(aws[a-z-]*):iam::(\d{12}):"
+_TRUSTED_PRINCIPAL_KINDS: tuple[tuple[TrustedPrincipalKind, re.Pattern[str]], ...] = (
+    ("account-root", re.compile(_PARTITION_ACCOUNT + r"root$")),
+    ("iam-user", re.compile(_PARTITION_ACCOUNT + r"user/[\w+=,.@/-]{1,512}$")),
+    (
+        # The role Identity Center creates per permission set and account; the path has the
+        # Identity Center region in newer instances. The 16-character suffix changes whenever the
+        # role is re-created (all assignments removed, then one added).
+        "identity-center-role",
+        re.compile(
+            _PARTITION_ACCOUNT
+            + r"role/aws-reserved/sso\.amazonaws\.com/(?:[a-z0-9-]+/)?"
+            + r"AWSReservedSSO_[\w+=,.@-]{1,32}_[0-9A-Za-z]{16}$"
+        ),
+    ),
+)
+IDENTITY_CENTER_SUFFIX_LENGTH = 16
+
+
+def trusted_principal_kind(arn: str) -> TrustedPrincipalKind | None:
+    """How a trusted principal proves MFA (see above); None: it cannot, the trust refuses it."""
+    for kind, pattern in _TRUSTED_PRINCIPAL_KINDS:
+        if pattern.match(arn):
+            return kind
+    return None
+
+
+def _account_root(arn: str) -> str:
+    partition, account_id = arn.split(":")[1], arn.split(":")[4]
+    return f"arn:{partition}:iam::{account_id}:root"
+
+
+def identity_center_role_pattern(arn: str) -> str:
+    """The permission set's role under any suffix: ``?`` matches exactly one character.
+
+    IAM Identity Center's guide ("Referencing permission sets in resource policies") recommends
+    matching ``aws:PrincipalArn`` with a wildcard for the suffix: a re-created role gets a new one,
+    and a trust naming the old ARN would lock the permission set's users out.
+    """
+    return arn[:-IDENTITY_CENTER_SUFFIX_LENGTH] + "?" * IDENTITY_CENTER_SUFFIX_LENGTH
+
+
 def human_trust_policy(
     *, saml_provider_arn: str | None = None, trusted_principal_arns: Sequence[str] = ()
 ) -> Document:
-    """Who may assume a human role: one federation source, with MFA, tagged and attributable.
+    """Who may assume a human role: one federation source, with MFA, attributable to a person.
 
-    - Trusted principals (e.g. IAM Identity Center permission-set roles, or an identity account's
-      roles) call ``sts:AssumeRole``; ``aws:MultiFactorAuthPresent`` must be true and the MFA at
-      most an hour old.
+    - IAM users and account roots (``trusted_principal_arns``) call ``sts:AssumeRole`` with
+      ``aws:MultiFactorAuthPresent`` true and the MFA at most an hour old.
+    - IAM Identity Center permission-set roles call ``sts:AssumeRole`` from the session Identity
+      Center opened after its own MFA (their sessions never carry ``aws:MultiFactorAuthPresent``,
+      see ``TrustedPrincipalKind``). The trust names their accounts and pins the roles with
+      ``ArnLike`` on ``aws:PrincipalArn`` (any suffix), so no other principal of those accounts
+      qualifies. Attribution: Identity Center names each session after the person, and CloudTrail
+      records that session as the caller of every ``AssumeRole`` into these roles.
     - A SAML provider calls ``sts:AssumeRoleWithSAML``. AWS STS carries no MFA context for SAML
-      (the IAM User Guide's "Compare AWS STS credentials" table: MFA support "No"), so
-      ``aws:MultiFactorAuthPresent`` is absent there and a ``Bool`` on it would refuse every
-      sign-in. The trust instead requires the IdP's assertion to state MFA (REFEDS MFA profile in
-      ``eduPersonAssurance``), next to the sign-in audience.
+      (the IAM User Guide's "Compare AWS STS credentials" table: MFA support "No"), so the trust
+      requires the IdP's assertion to state MFA (REFEDS MFA profile in ``eduPersonAssurance``),
+      next to the sign-in audience.
 
-    ``sts:SetSourceIdentity`` and ``sts:TagSession`` let the IdP or caller stamp the person on the
-    session, so CloudTrail attributes every call to a human, through role chaining too.
+    ``sts:SetSourceIdentity`` and ``sts:TagSession`` are allowed, not required: a source identity
+    follows every chained call in CloudTrail, but AWS does not check its value and a role that
+    requires one cannot be switched to in the console (IAM User Guide, "Monitor and control actions
+    taken with assumed roles").
     """
     if bool(saml_provider_arn) == bool(trusted_principal_arns):
         raise ValueError("exactly one of saml_provider_arn and trusted_principal_arns is required")
@@ -1436,18 +1704,49 @@ def human_trust_policy(
                 },
             }
         )
-    return document(
-        {
-            "Sid": "TrustedPrincipalsWithRecentMfa",
-            "Effect": "Allow",
-            "Principal": {"AWS": sorted(trusted_principal_arns)},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"],
-            "Condition": {
-                "Bool": {"aws:MultiFactorAuthPresent": "true"},
-                "NumericLessThan": {"aws:MultiFactorAuthAge": str(HUMAN_SESSION_SECONDS)},
-            },
-        }
-    )
+    by_kind: dict[TrustedPrincipalKind, list[str]] = {}
+    for arn in trusted_principal_arns:
+        kind = trusted_principal_kind(arn)
+        if kind is None:
+            raise ValueError(
+                f"{arn}: not an IAM user, account root or IAM Identity Center permission-set "
+                "role; its sessions cannot prove MFA"
+            )
+        by_kind.setdefault(kind, []).append(arn)
+    actions = ["sts:AssumeRole", "sts:SetSourceIdentity", "sts:TagSession"]
+    statements: list[Statement] = []
+    with_mfa = by_kind.get("iam-user", []) + by_kind.get("account-root", [])
+    if with_mfa:
+        statements.append(
+            {
+                "Sid": "IamUsersWithRecentMfa",
+                "Effect": "Allow",
+                "Principal": {"AWS": sorted(with_mfa)},
+                "Action": actions,
+                "Condition": {
+                    "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                    "NumericLessThan": {"aws:MultiFactorAuthAge": str(HUMAN_SESSION_SECONDS)},
+                },
+            }
+        )
+    identity_center = by_kind.get("identity-center-role", [])
+    if identity_center:
+        statements.append(
+            {
+                "Sid": "IdentityCenterPermissionSetsAfterIdentityCenterMfa",
+                "Effect": "Allow",
+                "Principal": {"AWS": sorted({_account_root(a) for a in identity_center})},
+                "Action": actions,
+                "Condition": {
+                    "ArnLike": {
+                        "aws:PrincipalArn": sorted(
+                            identity_center_role_pattern(a) for a in identity_center
+                        )
+                    }
+                },
+            }
+        )
+    return document(*statements)
 
 
 @dataclass(frozen=True)
@@ -1464,6 +1763,9 @@ class HumanRoleResources:
     ingest_queue_arn: str
     dead_letter_queue_arn: str
     analyzer_arn: str
+    # The CloudTrail bucket and the logs key its files are encrypted with (the auditor reads them).
+    trail_bucket: str
+    logs_key_arn: str
 
     def log_groups(self, *names: str) -> list[str]:
         """ARNs of the stack's log groups named by the patterns (and their streams)."""
@@ -1603,7 +1905,8 @@ def imaging_operator_policy(r: HumanRoleResources) -> Document:
 
 
 def security_auditor_policy(r: HumanRoleResources) -> Document:
-    """Security review: read trails, logs, configuration and findings; no object in any bucket."""
+    """Security review: read trails (and the trail's files), logs, configuration and findings;
+    no object of any imaging bucket."""
     a = r.account
     p = r.name_prefix
     return document(
@@ -1711,6 +2014,8 @@ def security_auditor_policy(r: HumanRoleResources) -> Document:
             ],
             "Resource": "*",
         },
+        # The trail's files (no PHI: object keys are random or UIDs) and their validation.
+        *security_auditor_trail_statements(r.account, r.trail_bucket, r.logs_key_arn),
     )
 
 

@@ -46,6 +46,21 @@ def _is_text(value: object) -> bool:
     return isinstance(value, str) and value != ""
 
 
+# DICOM PS3.5 Table 6.2-1, VR AE: at most 16 characters of the Default Character Repertoire without
+# backslash or control characters; leading and trailing spaces are not significant.
+AE_TITLE_MAX_LENGTH = 16
+
+
+def is_ae_title(value: object) -> bool:
+    """Whether ``value`` is an AE title as logged: 1-16 printable ASCII, no backslash, trimmed."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= AE_TITLE_MAX_LENGTH
+        and value == value.strip(" ")
+        and all(" " <= c <= "~" and c != "\\" for c in value)
+    )
+
+
 @dataclass(frozen=True)
 class FieldType:
     """A kind of value: what it may hold (and why that is never PHI) and how to check it."""
@@ -97,8 +112,15 @@ TYPES: dict[str, FieldType] = {
         FieldType(
             "name",
             "an identifier chosen by the stack or AWS: a bucket, function, ARN, request id, "
-            "trace id, code location or the calling AE title (a device's name, ≤ 16 characters)",
+            "trace id or code location",
             _is_text,
+        ),
+        FieldType(
+            "ae-title",
+            "a DICOM AE title (PS3.5 VR AE): 1 to 16 printable ASCII characters without "
+            "backslash, spaces trimmed. The sender chooses it (a device's configured name); the "
+            "gateway logs it only when it is a valid AE title and leaves the field out otherwise",
+            is_ae_title,
         ),
         FieldType(
             "s3-key",
@@ -265,8 +287,9 @@ GATEWAY = Emitter(
                 Field("client_fingerprint", "fingerprint", "the sender's client certificate"),
                 Field(
                     "calling_ae",
-                    "name",
-                    "the association's calling AE title (DIMSE only)",
+                    "ae-title",
+                    "the association's calling AE title (DIMSE only; absent when the sender's is "
+                    "not a valid AE title)",
                     required=False,
                 ),
             ),

@@ -5,7 +5,8 @@ events of the imaging buckets and the stack's functions, delivered to an Object 
 bucket and to CloudWatch Logs; every security log group subscribed to one KMS-encrypted Firehose
 stream whose failed deliveries always land in a backup bucket; CIS-style metric-filter alarms and a
 break-glass rule on a KMS-encrypted SNS topic. Knobs: where the SIEM is (``siemDestination``,
-``siemEndpointUrl``) and whether the stack turns on the account-wide GuardDuty and Security Hub.
+``siemEndpointUrl``), which of its roles read the audit buckets and queue (``siemReaderArns``),
+and whether the stack turns on the account-wide GuardDuty and Security Hub.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from infra.iam_documents import (
     cloudtrail_bucket_statements,
     cloudtrail_logs_role_policy,
     logs_to_firehose_role_policy,
-    queue_policy,
     security_topic_policy,
     service_trust_policy,
     siem_delivery_role_policy,
+    siem_queue_policy,
+    siem_reader_bucket_statements,
 )
 
 # Buckets of the audit component (purpose -> what it holds); "siem" exists for the s3 destination.
@@ -53,6 +55,12 @@ PULL_PREFIX = "logs/"
 BACKUP_PREFIX = "backup/"
 # CloudWatch Logs sends subscription data gzip-compressed already: Firehose stores it as is.
 COMPRESSION = "UNCOMPRESSED"
+# Pushed destinations get plain text: Firehose gunzips each CloudWatch Logs record (the stream
+# takes subscription data only, as AWS requires of a decompressing stream). Splunk also needs the
+# log messages extracted from the envelope to parse them (AWS: "Message extraction"); the generic
+# HTTP endpoint keeps the envelope, whose logGroup tells the SIEM which of the groups sent it.
+DECOMPRESSION_FORMAT = "GZIP"
+EXTRACT_MESSAGES: dict[SiemDestination, bool] = {"http": False, "splunk": True, "s3": False}
 # Log streams of the stream's own error log group (Firehose's documented names).
 DELIVERY_LOG_STREAM = "DestinationDelivery"
 BACKUP_LOG_STREAM = "BackupDelivery"
@@ -137,6 +145,27 @@ ASSUME_ROLE_EVENTS: tuple[str, ...] = (
 )
 
 
+# Nobody but the operator's redrive touches the ingest dead-letter queue's messages: a person
+# deleting them (instead of redriving) destroys the evidence of failed ingests. The trail records
+# the DLQ's SQS data events (and only that queue's) so this alarm can see them.
+DLQ_DELETED_ALARM = "dlq-messages-deleted-by-a-person"
+DLQ_DELETE_EVENTS: tuple[str, ...] = ("DeleteMessage", "DeleteMessageBatch", "PurgeQueue")
+
+
+def dlq_deleted_filter(queue_name: str) -> str:
+    """Metric filter: a human (an assumed role's session, not an AWS service) deleted DLQ messages.
+
+    Every IAM role session is ``AssumedRole``; SQS moving messages for a redrive is a service, not
+    a session. The queue is matched by the end of its URL (CloudTrail's ``queueUrl``).
+    """
+    names = " || ".join(f"($.eventName = {e})" for e in DLQ_DELETE_EVENTS)
+    return (
+        f'{{ ($.eventSource = "sqs.amazonaws.com") && ({names}) && '
+        f'($.userIdentity.type = "AssumedRole") && '
+        f'($.requestParameters.queueUrl = "*/{queue_name}") }}'
+    )
+
+
 def trail_name(name_prefix: str) -> str:
     """The trail's name; its ARN is known before it exists (the bucket policy names it)."""
     return f"{name_prefix}-trail"
@@ -199,6 +228,24 @@ class SiemStream:
     pull_bucket_arn: pulumi.Input[str] | None = None
 
 
+@dataclass(frozen=True)
+class Processor:
+    """One of Firehose's built-in record processors, with its (name, value) parameters."""
+
+    type: str
+    parameters: tuple[tuple[str, str], ...]
+
+
+def processors(destination: SiemDestination) -> list[Processor]:
+    """What Firehose does to each record before pushing it (none for the s3 pull bucket)."""
+    if destination == "s3":
+        return []
+    steps = [Processor("Decompression", (("CompressionFormat", DECOMPRESSION_FORMAT),))]
+    if EXTRACT_MESSAGES[destination]:
+        steps.append(Processor("CloudWatchLogProcessing", (("DataMessageExtraction", "true"),)))
+    return steps
+
+
 def firehose_request(s: SiemStream) -> dict[str, Any]:
     """The stream as Firehose's CreateDeliveryStream request (what moto and boto3 take).
 
@@ -220,6 +267,16 @@ def firehose_request(s: SiemStream) -> dict[str, Any]:
         "CloudWatchLoggingOptions": logging(BACKUP_LOG_STREAM),
     }
     secret = {"Enabled": True, "SecretARN": s.secret_arn, "RoleARN": s.role_arn}
+    processing = {
+        "Enabled": True,
+        "Processors": [
+            {
+                "Type": p.type,
+                "Parameters": [{"ParameterName": k, "ParameterValue": v} for k, v in p.parameters],
+            }
+            for p in processors(s.destination)
+        ],
+    }
     request: dict[str, Any] = {
         "DeliveryStreamName": s.name,
         "DeliveryStreamType": "DirectPut",
@@ -238,6 +295,7 @@ def firehose_request(s: SiemStream) -> dict[str, Any]:
             "S3BackupMode": "FailedDataOnly",
             "S3Configuration": backup,
             "SecretsManagerConfiguration": secret,
+            "ProcessingConfiguration": processing,
         }
     elif s.destination == "splunk":
         request["SplunkDestinationConfiguration"] = {
@@ -250,6 +308,7 @@ def firehose_request(s: SiemStream) -> dict[str, Any]:
             "S3BackupMode": "FailedEventsOnly",
             "S3Configuration": backup,
             "SecretsManagerConfiguration": secret,
+            "ProcessingConfiguration": processing,
         }
     else:
         request["ExtendedS3DestinationConfiguration"] = {
@@ -285,6 +344,18 @@ def firehose_resource_args(s: SiemStream) -> dict[str, Any]:
         "cloudwatch_logging_options": logging(BACKUP_LOG_STREAM),
     }
     secret = {"enabled": True, "secret_arn": s.secret_arn, "role_arn": s.role_arn}
+    processing = {
+        "enabled": True,
+        "processors": [
+            {
+                "type": p.type,
+                "parameters": [
+                    {"parameter_name": k, "parameter_value": v} for k, v in p.parameters
+                ],
+            }
+            for p in processors(s.destination)
+        ],
+    }
     args: dict[str, Any] = {
         "name": s.name,
         "server_side_encryption": {
@@ -305,6 +376,7 @@ def firehose_resource_args(s: SiemStream) -> dict[str, Any]:
             "s3_backup_mode": "FailedDataOnly",
             "s3_configuration": backup,
             "secrets_manager_configuration": secret,
+            "processing_configuration": processing,
         }
     elif s.destination == "splunk":
         args["destination"] = "splunk"
@@ -318,6 +390,7 @@ def firehose_resource_args(s: SiemStream) -> dict[str, Any]:
             "s3_backup_mode": "FailedEventsOnly",
             "s3_configuration": backup,
             "secrets_manager_configuration": secret,
+            "processing_configuration": processing,
         }
     else:
         args["destination"] = "extended_s3"
@@ -356,6 +429,9 @@ class AuditArgs:
     # The server-access-log bucket of the region (its policy admits the audit buckets).
     access_log_bucket: pulumi.Input[str]
     break_glass_role_arn: str
+    # The ingest dead-letter queue: the trail records its SQS data events (deletions alarm).
+    dead_letter_queue_arn: pulumi.Input[str]
+    dead_letter_queue_name: str
     # The stack's permissions boundary, attached to every role created here.
     permissions_boundary: pulumi.Input[str]
 
@@ -387,6 +463,8 @@ class Audit(pulumi.ComponentResource):
         destination = args.settings.siem_destination
         names = audit_bucket_names(account, prefix, destination)
         this_trail = trail_arn(account, prefix)
+        # The SIEM's roles: they read what the queue announces (trail and pull bucket objects).
+        readers = args.settings.siem_reader_arns
         self.roles = {}
 
         # --- buckets ----------------------------------------------------------------------------
@@ -418,13 +496,22 @@ class Audit(pulumi.ComponentResource):
         self.trail_bucket = audit_bucket(
             TRAIL_BUCKET_PURPOSE,
             lock=True,
-            statements=tuple(
-                cloudtrail_bucket_statements(account, names[TRAIL_BUCKET_PURPOSE], this_trail)
+            statements=(
+                *cloudtrail_bucket_statements(account, names[TRAIL_BUCKET_PURPOSE], this_trail),
+                *siem_reader_bucket_statements(account, names[TRAIL_BUCKET_PURPOSE], readers),
             ),
         )
         self.backup_bucket = audit_bucket(BACKUP_BUCKET_PURPOSE, lock=False)
         self.pull_bucket = (
-            audit_bucket(PULL_BUCKET_PURPOSE, lock=False) if destination == "s3" else None
+            audit_bucket(
+                PULL_BUCKET_PURPOSE,
+                lock=False,
+                statements=tuple(
+                    siem_reader_bucket_statements(account, names[PULL_BUCKET_PURPOSE], readers)
+                ),
+            )
+            if destination == "s3"
+            else None
         )
 
         # --- the SIEM hears of every new trail (and pull) object: S3 → SQS ----------------------
@@ -443,8 +530,11 @@ class Audit(pulumi.ComponentResource):
             queue_url=self.siem_queue.id,
             policy=self.siem_queue.arn.apply(
                 lambda arn: json.dumps(
-                    queue_policy(
-                        account, arn, notifying_buckets=tuple(b.name for b in notifying.values())
+                    siem_queue_policy(
+                        account,
+                        arn,
+                        notifying_buckets=tuple(b.name for b in notifying.values()),
+                        reader_arns=readers,
                     )
                 )
             ),
@@ -654,6 +744,12 @@ class Audit(pulumi.ComponentResource):
                 "session's actions in the trail",
                 break_glass_filter(args.break_glass_role_arn),
             ),
+            DLQ_DELETED_ALARM: SecurityAlarm(
+                "a person deleted messages of the ingest dead-letter queue instead of redriving "
+                "them: the failed inbox objects they named are no longer tracked; find the "
+                "session in the trail and the objects in the inbox",
+                dlq_deleted_filter(args.dead_letter_queue_name),
+            ),
         }
         for alarm, alarm_spec in alarms.items():
             self._log_alarm(name, prefix, alarm, alarm_spec, self.trail_log_group)
@@ -835,6 +931,15 @@ def _event_selectors(args: AuditArgs) -> list[aws.cloudtrail.TrailAdvancedEventS
                         f"arn:{partition}:s3:::{b}/" for b in args.data_buckets.values()
                     ),
                 },
+            ],
+        },
+        {
+            # Only the DLQ's: who received or deleted its messages (DLQ_DELETED_ALARM).
+            "name": "Ingest dead-letter queue message events",
+            "field_selectors": [
+                {"field": "eventCategory", "equals": ["Data"]},
+                {"field": "resources.type", "equals": ["AWS::SQS::Queue"]},
+                {"field": "resources.ARN", "equals": [args.dead_letter_queue_arn]},
             ],
         },
         {

@@ -1,10 +1,12 @@
 """Identity: the permissions boundary of every role, human roles per duty, IAM Access Analyzer.
 
 People never hold standing credentials in the stack's account: they assume one role per duty
-through federation (a SAML provider or trusted principals such as IAM Identity Center
-permission-set roles), with MFA, for at most an hour, tagged with the duty. Every role the stack
-creates, human or workload, carries the same permissions boundary, which denies destroying the
-archive and blinding the audit trail whatever the role's own policy says.
+through federation (a SAML provider, IAM Identity Center permission-set roles, or IAM users), with
+MFA, for at most an hour, tagged with the duty. Every role the stack creates, human or workload,
+carries the same permissions boundary, which denies destroying the archive and blinding the audit
+trail whatever the role's own policy says. The account's Access Analyzer is optional
+(``enableAccessAnalyzer``): AWS allows one account analyzer per account and region, and an
+organization or another stack in the account often has it already.
 """
 
 from __future__ import annotations
@@ -42,8 +44,15 @@ def analyzer_name(name_prefix: str) -> str:
     return f"{name_prefix}-account"
 
 
-def analyzer_arn(account: Account, name_prefix: str) -> str:
-    return account.arn("access-analyzer", f"analyzer/{analyzer_name(name_prefix)}")
+def analyzer_arn(account: Account, name_prefix: str, *, created: bool = True) -> str:
+    """What the auditor reads findings of: the stack's analyzer, or else the account's own.
+
+    Without the stack's analyzer (``enableAccessAnalyzer`` false) the account's existing analyzers
+    in this region are read instead, whatever their name; an organization analyzer lives in the
+    delegated administrator account and is read there.
+    """
+    name = analyzer_name(name_prefix) if created else "*"
+    return account.arn("access-analyzer", f"analyzer/{name}")
 
 
 class PermissionsBoundary(pulumi.ComponentResource):
@@ -89,12 +98,14 @@ class IdentityArgs:
     archive_key_arn: pulumi.Input[str]
     ingest_queue_arn: pulumi.Input[str]
     dead_letter_queue_arn: pulumi.Input[str]
+    trail_bucket: str
+    logs_key_arn: pulumi.Input[str]
 
 
 class Identity(pulumi.ComponentResource):
-    """Human roles per duty (with a federation source) and the account's IAM Access Analyzer."""
+    """Human roles per duty (with a federation source) and, optionally, the account's analyzer."""
 
-    analyzer: aws.accessanalyzer.Analyzer
+    analyzer: aws.accessanalyzer.Analyzer | None
     roles: dict[str, aws.iam.Role]
 
     def __init__(
@@ -104,11 +115,17 @@ class Identity(pulumi.ComponentResource):
         account = args.account
         child = pulumi.ResourceOptions(parent=self)
         # External-access findings for the account: buckets, keys, queues or roles shared outside.
-        self.analyzer = aws.accessanalyzer.Analyzer(
-            f"{name}-analyzer",
-            analyzer_name=analyzer_name(args.name_prefix),
-            type="ACCOUNT",
-            opts=child,
+        # One ACCOUNT analyzer per account and region: a second stack in the account would fail.
+        self.analyzer = None
+        if args.settings.enable_access_analyzer:
+            self.analyzer = aws.accessanalyzer.Analyzer(
+                f"{name}-analyzer",
+                analyzer_name=analyzer_name(args.name_prefix),
+                type="ACCOUNT",
+                opts=child,
+            )
+        readable_analyzer = analyzer_arn(
+            account, args.name_prefix, created=self.analyzer is not None
         )
         self.roles = {}
         if args.settings.federated:
@@ -119,7 +136,10 @@ class Identity(pulumi.ComponentResource):
                 )
             )
             resources = pulumi.Output.all(
-                args.archive_key_arn, args.ingest_queue_arn, args.dead_letter_queue_arn
+                args.archive_key_arn,
+                args.ingest_queue_arn,
+                args.dead_letter_queue_arn,
+                args.logs_key_arn,
             ).apply(
                 lambda arns: HumanRoleResources(
                     account=account,
@@ -131,7 +151,9 @@ class Identity(pulumi.ComponentResource):
                     archive_key_arn=arns[0],
                     ingest_queue_arn=arns[1],
                     dead_letter_queue_arn=arns[2],
-                    analyzer_arn=analyzer_arn(account, args.name_prefix),
+                    analyzer_arn=readable_analyzer,
+                    trail_bucket=args.trail_bucket,
+                    logs_key_arn=arns[3],
                 )
             )
             for duty in DUTIES:
@@ -156,5 +178,8 @@ class Identity(pulumi.ComponentResource):
                 )
                 self.roles[duty] = role
         self.register_outputs(
-            {"analyzer": self.analyzer.arn, **{d: r.arn for d, r in self.roles.items()}}
+            {
+                "analyzer": self.analyzer.arn if self.analyzer else None,
+                **{d: r.arn for d, r in self.roles.items()},
+            }
         )

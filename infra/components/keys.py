@@ -101,6 +101,9 @@ class KeyRingArgs:
     admin_arns: tuple[str, ...] = ()
     # purpose -> names of the stack's IAM roles that may use the key
     users: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # purpose -> statements admitting principals that only decrypt, each through named services
+    # (the SIEM's readers and the security auditor on the logs key).
+    reader_statements: Mapping[str, tuple[Statement, ...]] = field(default_factory=dict)
 
 
 class KeyRing(pulumi.ComponentResource):
@@ -127,7 +130,10 @@ class KeyRing(pulumi.ComponentResource):
                 user_role_arns=users,
                 via_services=spec.via_services,
                 grants_for_aws_resources=spec.grants_for_aws_resources,
-                service_statements=_service_statements(purpose, args.account, args.region),
+                service_statements=[
+                    *_service_statements(purpose, args.account, args.region),
+                    *args.reader_statements.get(purpose, ()),
+                ],
                 deployed_via_services=spec.deployed_via_services,
             )
             key = aws.kms.Key(

@@ -12,11 +12,28 @@ moto shims (each a verified moto 5.2.5 gap, kept here and nowhere in the product
   subscription data) raises UnicodeDecodeError. AWS base64-encodes the bytes. The shim swaps, in
   moto's Firehose module only, that one helper for one that encodes the bytes; the POST itself
   stays moto's.
+- ``processors_run_before_delivery``: moto stores a stream's ``ProcessingConfiguration`` and
+  ignores it, so it would push CloudWatch Logs' gzip data as is. AWS runs the built-in processors
+  first: ``Decompression`` (GZIP) gunzips each record, ``CloudWatchLogProcessing`` with
+  ``DataMessageExtraction`` keeps only the log events' messages (AWS: "Decompression of CloudWatch
+  Logs", "Message extraction"; newline-separated here). The shim applies exactly the processors the
+  stream's configuration names, before moto's own delivery.
 - ``failed_deliveries_go_to_the_backup``: moto raises when an HTTP endpoint cannot be reached and
   keeps nothing. AWS, after the retry duration, writes the records to the stream's S3 backup
-  (``S3BackupMode`` FailedDataOnly). The shim does that with moto's own S3 writer, to the bucket
-  and prefix the stream's configuration names. (AWS wraps each failed record in a JSON line with
-  ``rawData``; the shim stores the raw record.)
+  (``S3BackupMode`` FailedDataOnly), each as one JSON line in its documented error-record format
+  (Firehose developer guide, "Handle data delivery failures", HTTP endpoint destination):
+  ``attemptsMade``, ``arrivalTimestamp``, ``errorCode``, ``errorMessage``,
+  ``attemptEndingTimestamp``, ``rawData`` (the record, base64), ``subsequenceNumber``, ``dataId``.
+  The shim writes those lines with moto's own S3 writer, to the bucket and prefix the stream's
+  configuration names. The error code and message are illustrative (AWS's own text for a refused
+  connection was not observed here); what the tests rely on is the envelope and ``rawData``.
+
+What these tests do NOT prove end to end (moto's HTTP delivery is simpler than Firehose's):
+- moto ignores the endpoint's HTTP status: a 4xx/5xx answer counts as delivered, so Firehose's
+  retry-then-backup on a non-2xx response is not exercised (only a refused connection is);
+- moto never sends the ``X-Amz-Firehose-Access-Key`` header (nor reads the Secrets Manager
+  secret), so that the endpoint receives the SIEM's key is not proven; the stack's declaration of
+  the secret is checked in tests/infra/test_audit.py instead.
 """
 
 from __future__ import annotations
@@ -27,6 +44,7 @@ import http.server
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +54,9 @@ from moto.firehose import models as firehose_models
 from moto.firehose.models import FirehoseBackend
 
 HTTP_BACKUP_MODES = ("FailedDataOnly", "AllData")
+# The shim's error record for a refused connection (illustrative: see the module docstring).
+UNREACHABLE_ERROR_CODE = "HttpEndpoint.DestinationConnectionFailure"
+UNREACHABLE_ERROR_MESSAGE = "Could not connect to the endpoint destination."
 
 
 def subscription_payload(
@@ -96,6 +117,21 @@ def binary_records_post_as_base64(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(firehose_models, "Base64EncodedString", _Base64OfBytes)
 
 
+def failed_record_line(data: bytes, arrived_ms: int, index: int) -> bytes:
+    """One failed record as Firehose writes it to the backup bucket: a JSON line with rawData."""
+    line = {
+        "attemptsMade": 1,
+        "arrivalTimestamp": arrived_ms,
+        "errorCode": UNREACHABLE_ERROR_CODE,
+        "errorMessage": UNREACHABLE_ERROR_MESSAGE,
+        "attemptEndingTimestamp": int(time.time() * 1000),
+        "rawData": base64.b64encode(data).decode("ascii"),
+        "subsequenceNumber": 0,
+        "dataId": f"{arrived_ms}{index:020d}.0",
+    }
+    return json.dumps(line, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
 @pytest.fixture
 def failed_deliveries_go_to_the_backup(monkeypatch: pytest.MonkeyPatch) -> None:
     deliver = FirehoseBackend.put_record_batch
@@ -103,6 +139,7 @@ def failed_deliveries_go_to_the_backup(monkeypatch: pytest.MonkeyPatch) -> None:
     def put_record_batch(
         self: FirehoseBackend, delivery_stream_name: str, records: list[dict[str, bytes]]
     ) -> dict[str, Any]:
+        arrived_ms = int(time.time() * 1000)
         try:
             return deliver(self, delivery_stream_name, records)
         except RuntimeError:  # moto: the HTTP endpoint could not be reached
@@ -114,9 +151,47 @@ def failed_deliveries_go_to_the_backup(monkeypatch: pytest.MonkeyPatch) -> None:
                 delivery_stream_name,
                 stream.version_id,
                 endpoint["S3DestinationDescription"],
-                records,
+                [
+                    {"Data": failed_record_line(r["Data"], arrived_ms, i)}
+                    for i, r in enumerate(records)
+                ],
             )
             return {"FailedPutCount": 0, "Encrypted": True, "RequestResponses": responses}
+
+    monkeypatch.setattr(FirehoseBackend, "put_record_batch", put_record_batch)
+
+
+def apply_processors(processing: dict[str, Any] | None, data: bytes) -> bytes:
+    """Firehose's built-in Decompression and CloudWatchLogProcessing, as the configuration says."""
+    if not processing or not processing.get("Enabled"):
+        return data
+    for processor in processing.get("Processors", []):
+        params = {p["ParameterName"]: p["ParameterValue"] for p in processor.get("Parameters", [])}
+        if processor["Type"] == "Decompression":
+            assert params.get("CompressionFormat", "GZIP") == "GZIP", params
+            data = gzip.decompress(data)
+        elif processor["Type"] == "CloudWatchLogProcessing":
+            assert params.get("DataMessageExtraction") == "true", params
+            envelope = json.loads(data)
+            data = "\n".join(e["message"] for e in envelope["logEvents"]).encode("utf-8")
+        else:
+            raise AssertionError(f"the shim does not emulate processor {processor['Type']}")
+    return data
+
+
+@pytest.fixture
+def processors_run_before_delivery(monkeypatch: pytest.MonkeyPatch) -> None:
+    deliver = FirehoseBackend.put_record_batch
+
+    def put_record_batch(
+        self: FirehoseBackend, delivery_stream_name: str, records: list[dict[str, bytes]]
+    ) -> dict[str, Any]:
+        stream = self.delivery_streams[delivery_stream_name]
+        configured = stream.destinations[0]
+        destination = next(configured[k] for k in ("HttpEndpoint", "ExtendedS3") if k in configured)
+        processing = destination.get("ProcessingConfiguration")
+        processed = [{**r, "Data": apply_processors(processing, r["Data"])} for r in records]
+        return deliver(self, delivery_stream_name, processed)
 
     monkeypatch.setattr(FirehoseBackend, "put_record_batch", put_record_batch)
 

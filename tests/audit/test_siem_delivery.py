@@ -37,7 +37,7 @@ from infra.iam_documents import (
     service_trust_policy,
     siem_delivery_role_policy,
 )
-from tests.audit.conftest import SiemEndpoint
+from tests.audit.conftest import UNREACHABLE_ERROR_CODE, SiemEndpoint, apply_processors
 
 REGION = "us-east-1"
 ACCOUNT = Account(account_id="123456789012", partition="aws", region=REGION)
@@ -51,6 +51,8 @@ pytestmark = pytest.mark.usefixtures(
     "subscriptions_reach_every_destination",
     "binary_records_post_as_base64",
     "failed_deliveries_go_to_the_backup",
+    # Last, so that it wraps the backup shim: AWS processes records before it tries the endpoint.
+    "processors_run_before_delivery",
 )
 
 
@@ -171,6 +173,13 @@ def decode_subscription_record(data: bytes) -> dict[str, Any]:
     return payload
 
 
+def decode_pushed_record(data: bytes) -> dict[str, Any]:
+    """What the stack's http stream pushes: the subscription envelope, decompressed by Firehose."""
+    assert not data.startswith(b"\x1f\x8b"), "the SIEM received gzip: Decompression is missing"
+    payload: dict[str, Any] = json.loads(data)
+    return payload
+
+
 def objects(bucket: str = BACKUP_BUCKET) -> list[tuple[str, bytes]]:
     s3 = boto3.client("s3", region_name=REGION)
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
@@ -196,7 +205,7 @@ def test_a_security_log_event_reaches_the_siem_endpoint_intact(
     body = json.loads(request.body)
     assert body["requestId"] and isinstance(body["timestamp"], int)
     assert len(body["records"]) == 1
-    payload = decode_subscription_record(base64.b64decode(body["records"][0]["data"]))
+    payload = decode_pushed_record(base64.b64decode(body["records"][0]["data"]))
     assert payload["messageType"] == "DATA_MESSAGE"
     assert payload["logGroup"] == group
     assert payload["subscriptionFilters"] == [FILTER]
@@ -217,12 +226,18 @@ def test_an_unreachable_siem_leaves_the_event_in_the_backup_bucket(
     # WHEN an event is written
     message = write(group, event)
 
-    # THEN it is not lost: the backup bucket holds it, under the backup prefix, intact
+    # THEN it is not lost: the backup bucket holds it, under the backup prefix, as Firehose's
+    # error record (one JSON line per failed record) whose rawData is the record, intact
     kept = objects()
     assert len(kept) == 1, f"expected one backup object in {BACKUP_BUCKET}, found {len(kept)}"
     key, data = kept[0]
     assert key.startswith(BACKUP_PREFIX), key
-    payload = decode_subscription_record(data)
+    lines = data.decode("utf-8").splitlines()
+    assert len(lines) == 1, lines
+    failure = json.loads(lines[0])
+    assert failure["errorCode"] == UNREACHABLE_ERROR_CODE
+    assert failure["attemptEndingTimestamp"] >= failure["arrivalTimestamp"]
+    payload = decode_pushed_record(base64.b64decode(failure["rawData"]))
     assert payload["logGroup"] == group
     assert [e["message"] for e in payload["logEvents"]] == [message]
     assert json.loads(message) == event
@@ -247,21 +262,52 @@ def test_the_default_destination_leaves_the_event_in_the_pull_bucket() -> None:
     assert json.loads(payload["logEvents"][0]["message"]) == event
 
 
+def _push_stream(destination: str, url: str) -> SiemStream:
+    return SiemStream(
+        name="s",
+        destination=destination,  # type: ignore[arg-type]
+        role_arn="r",
+        key_arn="k",
+        backup_bucket_arn="arn:aws:s3:::b",
+        error_log_group="g",
+        endpoint_url=url,
+        secret_arn="s",
+    )
+
+
 def test_stream_names_a_backup_for_failed_pushes() -> None:
     # The moto emulation above backs up only what the configuration asks for: check it asks.
-    request = firehose_request(
-        SiemStream(
-            name="s",
-            destination="http",
-            role_arn="r",
-            key_arn="k",
-            backup_bucket_arn="arn:aws:s3:::b",
-            error_log_group="g",
-            endpoint_url="https://siem.example.org/",
-            secret_arn="s",
-        )
-    )["HttpEndpointDestinationConfiguration"]
+    request = firehose_request(_push_stream("http", "https://siem.example.org/"))[
+        "HttpEndpointDestinationConfiguration"
+    ]
     assert request["S3BackupMode"] == "FailedDataOnly"
     assert request["S3Configuration"]["BucketARN"] == "arn:aws:s3:::b"
     assert request["S3Configuration"]["Prefix"] == BACKUP_PREFIX
     assert "AccessKey" not in request["EndpointConfiguration"]
+
+
+def test_splunk_receives_the_bare_messages() -> None:
+    # GIVEN the splunk stream's processors (moto has no Splunk destination: the conftest shim
+    # applies the same processors the http test runs through)
+    request = firehose_request(
+        _push_stream("splunk", "https://hec.example.org/services/collector/raw")
+    )["SplunkDestinationConfiguration"]
+    events = [audit_event(), audit_event()]
+    messages = [json.dumps(e, separators=(",", ":")) for e in events]
+    record = gzip.compress(
+        json.dumps(
+            {
+                "messageType": "DATA_MESSAGE",
+                "logGroup": SECURITY_GROUP,
+                "logEvents": [
+                    {"id": str(i), "timestamp": 0, "message": m} for i, m in enumerate(messages)
+                ],
+            }
+        ).encode()
+    )
+
+    # WHEN Firehose processes a CloudWatch Logs record
+    delivered = apply_processors(request["ProcessingConfiguration"], record)
+
+    # THEN Splunk gets each event's message, one a line, without CloudWatch's envelope
+    assert delivered.decode("utf-8").splitlines() == messages

@@ -74,9 +74,9 @@ def boundary_denies() -> Document:
     return {"Version": document["Version"], "Statement": denies}
 
 
-def _bucket(s3: Any, purpose: str) -> str:
+def _bucket(s3: Any, purpose: str, object_lock: bool) -> str:
     name = bucket_name(ACCOUNT, PREFIX, purpose, REGION)
-    locked = purpose in ("archive", "quarantine")
+    locked = object_lock and purpose in ("archive", "quarantine")
     s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=locked)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     if locked:
@@ -92,12 +92,23 @@ def _bucket(s3: Any, purpose: str) -> str:
 
 
 @pytest.fixture
-def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+def object_lock() -> bool:
+    """Whether archive and quarantine carry Object Lock (GOVERNANCE, 1 day) as in the stack.
+
+    A test that proves a refusal comes from IAM parametrizes this to False
+    (``@pytest.mark.parametrize("object_lock", [False])``): on a locked bucket Object Lock refuses
+    version deletions by itself, so the same assertion would pass with an IAM grant.
+    """
+    return True
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch, object_lock: bool) -> Iterator[World]:
     for name, value in CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
-        buckets = {purpose: _bucket(s3, purpose) for purpose in OBJECTS}
+        buckets = {purpose: _bucket(s3, purpose, object_lock) for purpose in OBJECTS}
         versions: dict[str, dict[str, str]] = {}
         for purpose, keys in OBJECTS.items():
             for key in keys:

@@ -55,6 +55,8 @@ def resources(world: World) -> HumanRoleResources:
         ingest_queue_arn=world.queue_arn,
         dead_letter_queue_arn=world.dlq_arn,
         analyzer_arn=f"arn:aws:access-analyzer:{REGION}:{ACCOUNT.account_id}:analyzer/x",
+        trail_bucket=world.buckets.get("trail", f"{PREFIX}-audit-trail"),
+        logs_key_arn=KEY,
     )
 
 
@@ -146,6 +148,8 @@ def test_the_viewer_reads_archive_and_derived_objects(assume: AssumeRole, world:
             assert s3.get_object(Bucket=world.buckets[purpose], Key=key)["Body"].read() == b"DICM"
 
 
+# Unlocked buckets: Object Lock would refuse the version deletions below by itself, so only IAM can.
+@pytest.mark.parametrize("object_lock", [False])
 @pytest.mark.parametrize("purpose", ["archive", "derived"])
 def test_the_viewer_cannot_write_or_delete(assume: AssumeRole, world: World, purpose: str) -> None:
     s3 = human(assume, world, "imaging-viewer")
@@ -207,6 +211,7 @@ def test_break_glass_reads_everything(assume: AssumeRole, world: World) -> None:
             assert s3.get_object(Bucket=world.buckets[purpose], Key=key)["Body"].read() == b"DICM"
 
 
+@pytest.mark.parametrize("object_lock", [False])  # the refusal must come from IAM
 @pytest.mark.parametrize("purpose", sorted(OBJECTS))
 def test_break_glass_never_deletes(assume: AssumeRole, world: World, purpose: str) -> None:
     s3 = human(assume, world, "break-glass")
@@ -291,6 +296,73 @@ def test_without_the_boundary_the_same_grant_would_delete(
     admin = boto3.client("s3", region_name=REGION)
     remaining = admin.list_object_versions(Bucket=world.buckets["archive"], Prefix=key)
     assert not remaining.get("Versions"), "the unbounded grant should have deleted the version"
+
+
+GRANTS_VERSION_DELETION_AND_BUCKET_CHANGES: Document = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "AMistakenOrEscalatedGrant",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObjectVersion", "s3:PutBucketLogging", "s3:PutBucketVersioning"],
+            "Resource": ["arn:aws:s3:::*", "arn:aws:s3:::*/*"],
+        }
+    ],
+}
+
+
+def _delete_archive_version(s3: Any, world: World) -> Any:
+    key = OBJECTS["archive"][0]
+    return s3.delete_object(
+        Bucket=world.buckets["archive"], Key=key, VersionId=world.versions["archive"][key]
+    )
+
+
+@pytest.mark.parametrize("object_lock", [False])
+def test_the_boundary_refuses_version_deletion_on_an_unlocked_bucket(
+    assume: AssumeRole, world: World
+) -> None:
+    # No Object Lock here: the only thing between the grant and the deletion is the boundary.
+    s3 = assume(f"{PREFIX}-granted", GRANTS_VERSION_DELETION_AND_BUCKET_CHANGES).client("s3")
+    assert denied(lambda: _delete_archive_version(s3, world)), "version deleted"
+    archive = world.buckets["archive"]
+    # s3:PutBucket* in the boundary (a wildcard Deny) covers logging and versioning changes.
+    assert denied(
+        s3.put_bucket_versioning,
+        Bucket=archive,
+        VersioningConfiguration={"Status": "Suspended"},
+    ), "versioning suspended"
+    assert denied(s3.put_bucket_logging, Bucket=archive, BucketLoggingStatus={}), "logging off"
+
+
+@pytest.mark.parametrize("object_lock", [False])
+def test_without_the_boundary_the_same_grant_deletes_on_an_unlocked_bucket(
+    assume: AssumeRole, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The control: moto enforces the grant, so the refusals above come from the boundary.
+    s3 = assume(
+        f"{PREFIX}-unbounded", GRANTS_VERSION_DELETION_AND_BUCKET_CHANGES, bounded=False
+    ).client("s3")
+    _delete_archive_version(s3, world)
+    s3.put_bucket_versioning(
+        Bucket=world.buckets["archive"], VersioningConfiguration={"Status": "Suspended"}
+    )
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", float("inf"))
+    admin = boto3.client("s3", region_name=REGION)
+    key = OBJECTS["archive"][0]
+    remaining = admin.list_object_versions(Bucket=world.buckets["archive"], Prefix=key)
+    assert not remaining.get("Versions"), "the unbounded grant should have deleted the version"
+
+
+def test_object_lock_refuses_version_deletion_even_with_an_iam_grant(
+    assume: AssumeRole, world: World
+) -> None:
+    # The lock-focused half, kept apart: on the locked archive, an unbounded role granted
+    # s3:DeleteObjectVersion (without the bypass) still cannot delete a retained version.
+    s3 = assume(
+        f"{PREFIX}-unbounded", GRANTS_VERSION_DELETION_AND_BUCKET_CHANGES, bounded=False
+    ).client("s3")
+    assert denied(lambda: _delete_archive_version(s3, world)), "Object Lock let a version go"
 
 
 def test_the_trust_names_the_federation_source(world: World) -> None:

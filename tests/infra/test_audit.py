@@ -10,10 +10,13 @@ import pytest
 
 from infra.components.audit import (
     BREAK_GLASS_ALARM,
+    DLQ_DELETED_ALARM,
     SECURITY_ALARMS,
     SiemStream,
     firehose_request,
 )
+from infra.config import ConfigError, parse_settings
+from infra.iam_documents import Account, security_auditor_trail_statements
 from pacs_kit.program import MOCK_ACCOUNT_ID, ProgramRun, Registration
 from tests.conftest import one, policy_of, statement
 
@@ -33,6 +36,12 @@ BREAK_GLASS_ROLE = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{PREFIX}-break-glass"
 # the stream through that same stream would loop whenever it fails.
 NOT_SHIPPED = {f"/aws/kinesisfirehose/{PREFIX}-siem"}
 ENDPOINT = "https://hec.siem.example.org/services/collector/raw"
+# The SIEM's readers: one in this account, one in a security-tooling account.
+SIEM_READERS = [
+    f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/splunk-s3-reader",
+    "arn:aws:iam::210987654321:role/siem/sqs-s3-input",
+]
+AUDITOR_ROLE = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{PREFIX}-security-auditor"
 
 
 def bucket(name: str) -> str:
@@ -48,6 +57,11 @@ def logs_key_arn(run: ProgramRun) -> str:
 @pytest.fixture(scope="module")
 def http_plan(plan_with: Callable[..., ProgramRun]) -> ProgramRun:
     return plan_with(siemDestination="http", siemEndpointUrl=ENDPOINT)
+
+
+@pytest.fixture(scope="module")
+def readers_plan(plan_with: Callable[..., ProgramRun]) -> ProgramRun:
+    return plan_with(siemReaderArns=SIEM_READERS)
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +341,7 @@ def test_the_api_request_the_moto_test_uses_matches_the_declared_stream(
 # ---------------------------------------------------------------------------------------- alarms
 
 
-@pytest.mark.parametrize("alarm", sorted([*SECURITY_ALARMS, BREAK_GLASS_ALARM]))
+@pytest.mark.parametrize("alarm", sorted([*SECURITY_ALARMS, BREAK_GLASS_ALARM, DLQ_DELETED_ALARM]))
 def test_each_security_event_has_a_filter_on_the_trail_and_an_alarm(
     plan: ProgramRun, alarm: str
 ) -> None:
@@ -460,3 +474,164 @@ def test_outputs_name_the_trail_stream_and_topic(plan: ProgramRun) -> None:
     assert audit["siemStreamArn"] == STREAM_ARN
     assert audit["securityTopicArn"] == TOPIC_ARN
     assert audit["siemBackupBucket"] == bucket("siem-backup")
+
+
+# ------------------------------------------------------------------------- SIEM processing (S2)
+
+
+def processing(run: ProgramRun, block: str) -> dict[str, Any]:
+    config: dict[str, Any] = one(run, STREAM, "audit-siem").inputs[block]
+    return config.get("processingConfiguration", {})
+
+
+def test_http_destination_decompresses_cloudwatch_logs_and_keeps_the_envelope(
+    http_plan: ProgramRun,
+) -> None:
+    # CloudWatch Logs sends gzip: without Decompression the endpoint would receive binary.
+    assert processing(http_plan, "httpEndpointConfiguration") == {
+        "enabled": True,
+        "processors": [
+            {
+                "type": "Decompression",
+                "parameters": [{"parameterName": "CompressionFormat", "parameterValue": "GZIP"}],
+            }
+        ],
+    }
+
+
+def test_splunk_destination_decompresses_and_extracts_the_messages(
+    splunk_plan: ProgramRun,
+) -> None:
+    processors = processing(splunk_plan, "splunkConfiguration")["processors"]
+    assert [p["type"] for p in processors] == ["Decompression", "CloudWatchLogProcessing"]
+    assert processors[1]["parameters"] == [
+        {"parameterName": "DataMessageExtraction", "parameterValue": "true"}
+    ]
+
+
+def test_the_pull_bucket_keeps_cloudwatch_logs_records_as_delivered(plan: ProgramRun) -> None:
+    assert processing(plan, "extendedS3Configuration") == {}
+
+
+# ----------------------------------------------------------------------- who reads audit data (S1)
+
+
+def test_siem_readers_decrypt_through_s3_and_sqs_only(readers_plan: ProgramRun) -> None:
+    key = policy_of(one(readers_plan, "aws:kms/key:Key", "keys-logs"))
+    readers = statement(key, "SiemReadersDecryptThroughS3AndSqsOnly")
+    assert readers["Action"] == "kms:Decrypt", "readers must never encrypt or generate keys"
+    assert readers["Principal"] == {
+        "AWS": [f"arn:aws:iam::{MOCK_ACCOUNT_ID}:root", "arn:aws:iam::210987654321:root"]
+    }
+    assert readers["Condition"]["ArnEquals"]["aws:PrincipalArn"] == sorted(SIEM_READERS)
+    assert readers["Condition"]["StringEquals"]["kms:ViaService"] == [
+        f"s3.{REGION}.amazonaws.com",
+        f"sqs.{REGION}.amazonaws.com",
+    ]
+
+
+@pytest.mark.parametrize("purpose", ["audit-trail", "siem"])
+def test_siem_readers_read_the_announced_buckets(readers_plan: ProgramRun, purpose: str) -> None:
+    document = policy_of(
+        one(readers_plan, "aws:s3/bucketPolicy:BucketPolicy", f"audit-{purpose}-policy")
+    )
+    read = statement(document, "SiemReadersReadTheObjects")
+    assert read["Action"] == ["s3:GetObject"]
+    assert read["Resource"] == f"arn:aws:s3:::{bucket(purpose)}/*"
+    assert read["Condition"]["ArnEquals"]["aws:PrincipalArn"] == sorted(SIEM_READERS)
+    find = statement(document, "SiemReadersFindTheBucket")
+    assert find["Resource"] == f"arn:aws:s3:::{bucket(purpose)}"
+
+
+def test_siem_readers_consume_the_objects_queue(readers_plan: ProgramRun) -> None:
+    document = policy_of(
+        one(readers_plan, "aws:sqs/queuePolicy:QueuePolicy", "audit-siem-objects-policy")
+    )
+    consume = statement(document, "SiemReadersConsumeObjectNotices")
+    assert {"sqs:ReceiveMessage", "sqs:DeleteMessage"} <= set(consume["Action"])
+    assert "sqs:SendMessage" not in consume["Action"]
+    assert consume["Resource"] == f"arn:aws:sqs:{REGION}:{MOCK_ACCOUNT_ID}:{PREFIX}-siem-objects"
+    assert consume["Condition"]["ArnEquals"]["aws:PrincipalArn"] == sorted(SIEM_READERS)
+
+
+def test_without_siem_readers_no_policy_names_any(plan: ProgramRun) -> None:
+    key = policy_of(one(plan, "aws:kms/key:Key", "keys-logs"))
+    assert not [s for s in key["Statement"] if s.get("Sid", "").startswith("SiemReaders")]
+    queue = policy_of(one(plan, "aws:sqs/queuePolicy:QueuePolicy", "audit-siem-objects-policy"))
+    assert not [s for s in queue["Statement"] if s.get("Sid", "").startswith("SiemReaders")]
+
+
+def test_security_auditor_may_decrypt_cloudtrails_files_only_through_s3(plan: ProgramRun) -> None:
+    # The dev stack has a federation source, so the auditor role exists.
+    key = policy_of(one(plan, "aws:kms/key:Key", "keys-logs"))
+    auditor = statement(key, "SecurityAuditorDecryptsTrailFilesThroughS3Only")
+    assert auditor["Action"] == "kms:Decrypt"
+    assert auditor["Condition"]["ArnEquals"]["aws:PrincipalArn"] == AUDITOR_ROLE
+    assert auditor["Condition"]["StringEquals"]["kms:ViaService"] == f"s3.{REGION}.amazonaws.com"
+    # CloudTrail's encryption context: log and digest files, not the SIEM's or Firehose's objects.
+    assert auditor["Condition"]["Null"] == {"kms:EncryptionContext:aws:cloudtrail:arn": "false"}
+
+
+def test_no_auditor_grant_without_a_federation_source(
+    plan_with: Callable[..., ProgramRun],
+) -> None:
+    run = plan_with(identityTrustedPrincipalArns=[])
+    key = policy_of(one(run, "aws:kms/key:Key", "keys-logs"))
+    sids = {s.get("Sid") for s in key["Statement"]}
+    assert "SecurityAuditorDecryptsTrailFilesThroughS3Only" not in sids
+
+
+def test_auditor_trail_statements_read_only_the_trails_files() -> None:
+    account = Account(MOCK_ACCOUNT_ID, "aws", REGION)
+    key = f"arn:aws:kms:{REGION}:{MOCK_ACCOUNT_ID}:key/logs"
+    statements = {
+        s["Sid"]: s for s in security_auditor_trail_statements(account, bucket("audit-trail"), key)
+    }
+    read = statements["ReadAndValidateTheTrailsFiles"]
+    assert read["Action"] == ["s3:GetObject"]
+    assert read["Resource"] == f"arn:aws:s3:::{bucket('audit-trail')}/AWSLogs/{MOCK_ACCOUNT_ID}/*"
+    decrypt = statements["DecryptTheTrailsFilesThroughS3Only"]
+    assert decrypt["Resource"] == key
+    assert decrypt["Condition"]["Null"] == {"kms:EncryptionContext:aws:cloudtrail:arn": "false"}
+    assert statements["FetchCloudTrailsPublicKeys"]["Action"] == ["cloudtrail:ListPublicKeys"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["arn:aws:iam::123456789012:root"],
+        ["arn:aws:iam::123456789012:user/splunk"],
+        ["arn:aws:s3:::bucket"],
+        [SIEM_READERS[0], SIEM_READERS[0]],
+        "not a list",
+    ],
+)
+def test_siem_readers_must_be_distinct_role_arns(value: object) -> None:
+    with pytest.raises(ConfigError, match="cloud-pacs:siemReaderArns"):
+        parse_settings({"siemReaderArns": value}, region=REGION, stack="test")
+
+
+def test_siem_readers_are_parsed_sorted() -> None:
+    settings = parse_settings(
+        {"siemReaderArns": list(reversed(SIEM_READERS))}, region=REGION, stack="test"
+    )
+    assert settings.audit.siem_reader_arns == tuple(sorted(SIEM_READERS))
+
+
+# ---------------------------------------------------------------------- DLQ deletions by a person
+
+
+def test_trail_records_the_dead_letter_queues_message_events_only(plan: ProgramRun) -> None:
+    trail = one(plan, "aws:cloudtrail/trail:Trail", "audit-trail")
+    dlq = selector(trail, "Ingest dead-letter queue message events")
+    assert dlq["resources.type"] == {"equals": ["AWS::SQS::Queue"]}
+    queue = one(plan, "aws:sqs/queue:Queue", "ingest-dlq")
+    assert dlq["resources.ARN"] == {
+        "equals": [f"arn:aws:sqs:{REGION}:{MOCK_ACCOUNT_ID}:{queue.inputs['name']}"]
+    }
+
+
+def test_dlq_deletion_alarm_watches_the_real_dead_letter_queue(plan: ProgramRun) -> None:
+    queue = one(plan, "aws:sqs/queue:Queue", "ingest-dlq").inputs["name"]
+    pattern = one(plan, METRIC_FILTER, f"audit-{DLQ_DELETED_ALARM}-filter").inputs["pattern"]
+    assert f'"*/{queue}"' in pattern, f"{DLQ_DELETED_ALARM}: does not name {queue}"

@@ -209,7 +209,12 @@ EXAMPLE_STACK_EDGE = {
 
 
 # ... and a placeholder federation source, so that it plans the human roles (the default is none).
-EXAMPLE_STACK_IDENTITY = {"identityTrustedPrincipalArns": ["arn:aws:iam::123456789012:root"]}
+EXAMPLE_STACK_IDENTITY = {
+    "identityTrustedPrincipalArns": [
+        "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/"
+        "AWSReservedSSO_PacsImaging_0123456789abcdef"
+    ]
+}
 
 
 def test_example_stack_values_are_the_documented_defaults() -> None:

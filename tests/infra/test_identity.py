@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
@@ -15,10 +17,18 @@ from infra.config import ConfigError, parse_settings
 from infra.iam_documents import (
     ARCHIVE_KEY_DUTIES,
     BOUNDARY_DENIES,
+    CEILING_EXCLUSIONS,
     DUTIES,
     HUMAN_SESSION_SECONDS,
+    MANAGED_POLICY_MAX_CHARS,
+    ROLE_INLINE_POLICIES_MAX_CHARS,
     SAML_MFA_ASSURANCE,
     SAML_SIGNIN_AUDIENCE,
+    TRUST_POLICY_MAX_CHARS,
+    Account,
+    human_trust_policy,
+    minified_length,
+    permissions_boundary_policy,
 )
 from pacs_kit.program import MOCK_ACCOUNT_ID, ProgramRun, Registration
 from tests.conftest import one, policy_of, statement
@@ -27,6 +37,19 @@ PREFIX = "pacs-dev"
 BOUNDARY_ARN = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:policy/{PREFIX}-permissions-boundary"
 SAML_PROVIDER = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:saml-provider/CorporateIdP"
 DERIVED = f"arn:aws:s3:::{PREFIX}-{MOCK_ACCOUNT_ID}-us-east-1-derived"
+# The example stack's placeholder: an IAM Identity Center permission-set role (Pulumi.dev.yaml).
+IDENTITY_CENTER_ROLE = (
+    f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/aws-reserved/sso.amazonaws.com/"
+    "AWSReservedSSO_PacsImaging_0123456789abcdef"
+)
+IDENTITY_ACCOUNT = "111122223333"
+IDENTITY_CENTER_ROLE_EU = (
+    f"arn:aws:iam::{IDENTITY_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-2/"
+    "AWSReservedSSO_PacsAudit_abcdef0123456789"
+)
+IAM_USER = f"arn:aws:iam::{IDENTITY_ACCOUNT}:user/alice"
+# The longest environment config/_ENVIRONMENT_RE admits (16 characters): the longest prefix.
+LONGEST_ENVIRONMENT = "abcdefghijklmnop"
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -83,13 +106,30 @@ def boundary(run: ProgramRun) -> dict[str, Any]:
 
 
 def unconditional_denies(document: dict[str, Any]) -> dict[str, set[str]]:
-    """action -> resources it is denied on, whatever the request's context."""
+    """action or action pattern (``logs:Delete*``) -> resources it is denied on, in any context."""
     denied: dict[str, set[str]] = {}
     for s in document["Statement"]:
         if s["Effect"] == "Deny" and "Condition" not in s:
             for action in _as_list(s["Action"]):
                 denied.setdefault(action, set()).update(_as_list(s["Resource"]))
     return denied
+
+
+def denied_on(document: dict[str, Any], action: str) -> set[str]:
+    """The resources an exact action is unconditionally denied on, wildcard Deny patterns included.
+
+    IAM matches actions case-insensitively, ``*`` and ``?`` as wildcards.
+    """
+    return {
+        resource
+        for pattern, resources in unconditional_denies(document).items()
+        if fnmatch.fnmatchcase(action.lower(), pattern.lower())
+        for resource in resources
+    }
+
+
+def known_actions() -> list[str]:
+    return sorted(_iam_definition())
 
 
 def human_policy(run: ProgramRun, duty: str) -> dict[str, Any]:
@@ -138,7 +178,10 @@ def test_every_role_carries_the_boundary_in_the_other_shapes_of_the_stack(
 @pytest.mark.parametrize(
     ("category", "actions"),
     [
-        ("object-lock bypass", ["s3:BypassGovernanceRetention", "s3:PutObjectRetention"]),
+        (
+            "object-lock bypass",
+            ["s3:BypassGovernanceRetention", "s3:PutObjectRetention", "s3:PutObjectLegalHold"],
+        ),
         ("object-lock configuration", ["s3:PutBucketObjectLockConfiguration"]),
         (
             "archive destruction",
@@ -151,7 +194,61 @@ def test_every_role_carries_the_boundary_in_the_other_shapes_of_the_stack(
             ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail"],
         ),
         ("log groups", ["logs:DeleteLogGroup", "logs:PutRetentionPolicy"]),
+        (
+            "log subscriptions and metric filters",
+            [
+                "logs:PutSubscriptionFilter",
+                "logs:DeleteSubscriptionFilter",
+                "logs:PutMetricFilter",
+                "logs:DeleteMetricFilter",
+            ],
+        ),
         ("flow logs", ["ec2:DeleteFlowLogs"]),
+        ("access logs and notifications", ["s3:PutBucketLogging", "s3:PutBucketNotification"]),
+        (
+            "alarms",
+            [
+                "cloudwatch:PutMetricAlarm",
+                "cloudwatch:DeleteAlarms",
+                "cloudwatch:DisableAlarmActions",
+            ],
+        ),
+        (
+            "eventbridge rules",
+            [
+                "events:PutRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:DisableRule",
+                "events:DeleteRule",
+            ],
+        ),
+        (
+            "security topic",
+            [
+                "sns:DeleteTopic",
+                "sns:SetTopicAttributes",
+                "sns:Unsubscribe",
+                "sns:RemovePermission",
+            ],
+        ),
+        (
+            "finding suppression",
+            [
+                "guardduty:CreateIPSet",
+                "guardduty:UpdateIPSet",
+                "guardduty:ArchiveFindings",
+                "guardduty:CreateFilter",
+                "guardduty:UpdateFilter",
+                "securityhub:BatchUpdateFindings",
+                "securityhub:CreateAutomationRule",
+                "securityhub:BatchUpdateAutomationRules",
+                "access-analyzer:UpdateFindings",
+                "access-analyzer:CreateArchiveRule",
+                "access-analyzer:UpdateArchiveRule",
+            ],
+        ),
+        ("archive index", ["dynamodb:DeleteTable", "dynamodb:UpdateContinuousBackups"]),
         (
             "boundary removal",
             ["iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"],
@@ -163,17 +260,25 @@ def test_every_role_carries_the_boundary_in_the_other_shapes_of_the_stack(
 def test_the_boundary_denies_everywhere(
     plan: ProgramRun, category: str, actions: list[str]
 ) -> None:
-    denied = unconditional_denies(boundary(plan))
+    document = boundary(plan)
     for action in actions:
-        assert denied.get(action) == {"*"}, f"boundary does not deny {action} ({category})"
+        assert action.lower() in _iam_definition(), f"{action} is not an IAM action"
+        assert "*" in denied_on(document, action), f"boundary does not deny {action} ({category})"
 
 
 def test_the_boundary_denies_edits_of_itself_and_of_the_stacks_roles(plan: ProgramRun) -> None:
-    denied = unconditional_denies(boundary(plan))
+    document = boundary(plan)
     for action in ("iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"):
-        assert BOUNDARY_ARN in denied[action], action
-    for action in ("iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole"):
-        assert f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{PREFIX}-*" in denied[action], action
+        assert BOUNDARY_ARN in denied_on(document, action), action
+    for action in (
+        "iam:PutRolePolicy",
+        "iam:UpdateAssumeRolePolicy",
+        "iam:DeleteRole",
+        "iam:UpdateRole",
+        "iam:UntagRole",
+    ):
+        stack_roles = f"arn:aws:iam::{MOCK_ACCOUNT_ID}:role/{PREFIX}-*"
+        assert stack_roles in denied_on(document, action), action
 
 
 def test_new_principals_must_carry_the_same_boundary(plan: ProgramRun) -> None:
@@ -183,12 +288,57 @@ def test_new_principals_must_carry_the_same_boundary(plan: ProgramRun) -> None:
     assert s["Condition"] == {"ArnNotEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}}
 
 
-def test_the_ceiling_allows_everything_but_exactly_what_is_denied(plan: ProgramRun) -> None:
+def test_the_ceiling_is_a_short_notaction_list_of_actions_also_denied(plan: ProgramRun) -> None:
+    # The explicit Deny statements are the control; the ceiling only keeps the gravest actions
+    # out of reach too, without a wildcard action and without repeating every denial (B1: the
+    # repeated list pushed the policy past IAM's 6,144 characters).
     document = boundary(plan)
     (ceiling,) = [s for s in document["Statement"] if s["Effect"] == "Allow"]
     assert "Action" not in ceiling, "the ceiling names what it excludes, never a wildcard action"
     assert ceiling["Resource"] == "*"
-    assert set(ceiling["NotAction"]) == set(unconditional_denies(document))
+    assert ceiling["NotAction"] == list(CEILING_EXCLUSIONS)
+    assert len(CEILING_EXCLUSIONS) <= 12
+    for action in CEILING_EXCLUSIONS:
+        assert "*" not in action and action.lower() in _iam_definition(), action
+        assert "*" in denied_on(document, action), f"{action} is left out but never denied"
+
+
+def test_every_wildcard_of_the_boundary_denies_real_actions_only_in_deny_statements(
+    plan: ProgramRun,
+) -> None:
+    actions = known_actions()
+    for s in boundary(plan)["Statement"]:
+        for pattern in _as_list(s.get("Action", s.get("NotAction"))):
+            if "*" not in pattern:
+                continue
+            assert s["Effect"] == "Deny", f"{s['Sid']}: wildcard {pattern} outside a Deny"
+            matched = fnmatch.filter(actions, pattern.lower())
+            assert matched, f"{s['Sid']}: {pattern} matches no IAM action (a typo denies nothing)"
+
+
+def test_no_role_of_the_plan_is_granted_what_the_boundary_denies(
+    plan: ProgramRun,
+) -> None:
+    # A grant the boundary denies would fail only in AWS; every inline policy, human or workload.
+    document = boundary(plan)
+    conflicts = [
+        f"{r.name} {s.get('Sid')}: {action}"
+        for r in plan.of_type("aws:iam/rolePolicy:RolePolicy")
+        for s in policy_of(r)["Statement"]
+        if s["Effect"] == "Allow"
+        for action in _as_list(s["Action"])
+        if denied_on(document, action)
+    ]
+    assert not conflicts, "\n".join(conflicts)
+
+
+def test_the_conflict_check_would_see_a_denied_grant() -> None:
+    # The control for the test above: a grant of a wildcard-denied action is found.
+    document = permissions_boundary_policy(Account("123456789012", "aws", "us-east-1"), PREFIX)
+    for action in ("logs:DeleteLogGroup", "backup:DeleteRecoveryPoint", "s3:PutBucketPolicy"):
+        assert denied_on(document, action) == {"*"}, action
+    assert not denied_on(document, "s3:DeleteObject"), "the ingest may delete inbox objects"
+    assert not denied_on(document, "dynamodb:DeleteItem"), "idempotency records are deleted"
 
 
 def test_every_boundary_statement_says_why(plan: ProgramRun) -> None:
@@ -208,6 +358,72 @@ def test_no_allow_statement_in_the_plan_has_a_wildcard_action(plan: ProgramRun) 
                 continue
             listed = _as_list(s.get("Action", s.get("NotAction")))
             assert not [a for a in listed if "*" in a], f"{r.name}.{prop}: {s.get('Sid')}"
+
+
+def quota_problems(run: ProgramRun) -> list[str]:
+    """Every IAM size quota the plan's documents could exceed (characters without whitespace)."""
+    problems = []
+    for r in run.of_type("aws:iam/policy:Policy"):
+        size = minified_length(policy_of(r))
+        if size > MANAGED_POLICY_MAX_CHARS:
+            problems.append(f"{r.name}: managed policy {size} > {MANAGED_POLICY_MAX_CHARS}")
+    inline: dict[str, int] = defaultdict(int)
+    for r in run.of_type("aws:iam/rolePolicy:RolePolicy"):
+        inline[str(r.inputs["role"])] += minified_length(policy_of(r))
+    for role, size in inline.items():
+        if size > ROLE_INLINE_POLICIES_MAX_CHARS:
+            problems.append(f"{role}: inline policies {size} > {ROLE_INLINE_POLICIES_MAX_CHARS}")
+    for r in roles(run):
+        size = minified_length(policy_of(r, "assumeRolePolicy"))
+        if size > TRUST_POLICY_MAX_CHARS:
+            problems.append(f"{r.name}: trust policy {size} > {TRUST_POLICY_MAX_CHARS}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({}, id="example-stack"),
+        pytest.param({"environment": LONGEST_ENVIRONMENT}, id="longest-prefix"),
+        pytest.param(
+            {
+                "environment": LONGEST_ENVIRONMENT,
+                "identityTrustedPrincipalArns": [],
+                "identitySamlProviderArn": SAML_PROVIDER,
+                "enableAccessAnalyzer": True,
+                "enableGuardDuty": True,
+                "enableSecurityHub": True,
+            },
+            id="longest-prefix-saml-detectors",
+        ),
+        pytest.param(
+            {
+                "environment": LONGEST_ENVIRONMENT,
+                "identityTrustedPrincipalArns": [
+                    IDENTITY_CENTER_ROLE,
+                    IDENTITY_CENTER_ROLE_EU,
+                    IAM_USER,
+                    f"arn:aws:iam::{IDENTITY_ACCOUNT}:root",
+                ],
+            },
+            id="longest-prefix-every-principal-kind",
+        ),
+    ],
+)
+def test_every_document_fits_iam_size_quotas(
+    plan_with: Callable[..., ProgramRun], overrides: dict[str, Any]
+) -> None:
+    # IAM refuses (CreatePolicy, PutRolePolicy, CreateRole) a document over its quota: the whole
+    # stack would fail to deploy. The boundary grows with the prefix, so the longest one counts.
+    run = plan_with(**overrides)
+    assert run.of_type("aws:iam/policy:Policy")
+    assert not quota_problems(run), "\n".join(quota_problems(run))
+
+
+def test_the_boundary_leaves_a_margin_under_the_managed_policy_quota() -> None:
+    account = Account("123456789012", "aws-us-gov", "us-gov-west-1")
+    size = minified_length(permissions_boundary_policy(account, f"pacs-{LONGEST_ENVIRONMENT}"))
+    assert size <= 0.8 * MANAGED_POLICY_MAX_CHARS, f"{size}: room for a few more denials only"
 
 
 def test_every_action_in_the_plan_exists(plan: ProgramRun) -> None:
@@ -254,14 +470,63 @@ def test_human_sessions_end_within_an_hour(plan: ProgramRun) -> None:
         assert role.inputs["maxSessionDuration"] <= HUMAN_SESSION_SECONDS == 3600, duty
 
 
-def test_trusted_principals_must_have_used_mfa_within_the_hour(plan: ProgramRun) -> None:
+def trust_of(run: ProgramRun, duty: str) -> dict[str, Any]:
+    return policy_of(one(run, "aws:iam/role:Role", f"identity-{duty}"), "assumeRolePolicy")
+
+
+def test_identity_center_roles_are_pinned_by_arn_without_an_unsatisfiable_mfa_key(
+    plan: ProgramRun,
+) -> None:
+    # Identity Center sessions come from SAML and never carry aws:MultiFactorAuthPresent (nor do
+    # sessions chained from them): a Bool on it would lock every user out (B2). Identity Center
+    # enforces MFA at sign-in; the trust admits only that permission set's role, under any suffix.
+    pattern = IDENTITY_CENTER_ROLE[:-16] + "?" * 16
     for duty in DUTIES:
-        trust = policy_of(one(plan, "aws:iam/role:Role", f"identity-{duty}"), "assumeRolePolicy")
-        (s,) = trust["Statement"]
-        assert s["Principal"] == {"AWS": [f"arn:aws:iam::{MOCK_ACCOUNT_ID}:root"]}
+        (s,) = trust_of(plan, duty)["Statement"]
+        assert s["Principal"] == {"AWS": [f"arn:aws:iam::{MOCK_ACCOUNT_ID}:root"]}, duty
         assert "sts:AssumeRole" in s["Action"]
-        assert s["Condition"]["Bool"] == {"aws:MultiFactorAuthPresent": "true"}, duty
-        assert s["Condition"]["NumericLessThan"] == {"aws:MultiFactorAuthAge": "3600"}, duty
+        assert s["Condition"] == {"ArnLike": {"aws:PrincipalArn": [pattern]}}, duty
+        assert "aws:MultiFactorAuthPresent" not in json.dumps(s), duty
+
+
+def test_the_identity_center_pattern_admits_the_recreated_role_and_nothing_else() -> None:
+    (s,) = human_trust_policy(trusted_principal_arns=[IDENTITY_CENTER_ROLE_EU])["Statement"]
+    (pattern,) = s["Condition"]["ArnLike"]["aws:PrincipalArn"]
+    base = IDENTITY_CENTER_ROLE_EU[:-16]
+    assert fnmatch.fnmatchcase(IDENTITY_CENTER_ROLE_EU, pattern)
+    assert fnmatch.fnmatchcase(base + "fedcba9876543210", pattern), "a re-created role"
+    assert not fnmatch.fnmatchcase(base.replace("PacsAudit", "PacsAdmin") + "0" * 16, pattern)
+    assert not fnmatch.fnmatchcase(base + "0" * 17, pattern)
+    assert s["Principal"] == {"AWS": [f"arn:aws:iam::{IDENTITY_ACCOUNT}:root"]}
+
+
+def test_iam_users_and_account_roots_must_have_used_mfa_within_the_hour(
+    plan_with: Callable[..., ProgramRun],
+) -> None:
+    root = f"arn:aws:iam::{IDENTITY_ACCOUNT}:root"
+    run = plan_with(identityTrustedPrincipalArns=[IAM_USER, root, IDENTITY_CENTER_ROLE])
+    for duty in DUTIES:
+        users, identity_center = trust_of(run, duty)["Statement"]
+        assert users["Principal"] == {"AWS": sorted([IAM_USER, root])}
+        assert users["Condition"]["Bool"] == {"aws:MultiFactorAuthPresent": "true"}, duty
+        assert users["Condition"]["NumericLessThan"] == {"aws:MultiFactorAuthAge": "3600"}, duty
+        assert "ArnLike" in identity_center["Condition"], duty
+        analysed: Any = parliament.analyze_policy_string(json.dumps(trust_of(run, duty)))
+        findings = [f for f in analysed.findings if f.issue != "MALFORMED"]
+        assert not findings, f"{duty}: {findings}"
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        f"arn:aws:iam::{IDENTITY_ACCOUNT}:role/Admin",
+        f"arn:aws:iam::{IDENTITY_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_X",
+        f"arn:aws:iam::{IDENTITY_ACCOUNT}:saml-provider/IdP",
+    ],
+)
+def test_the_trust_refuses_principals_that_cannot_prove_mfa(arn: str) -> None:
+    with pytest.raises(ValueError, match="cannot prove MFA"):
+        human_trust_policy(trusted_principal_arns=[arn])
 
 
 def test_saml_federation_requires_the_sign_in_audience_and_an_mfa_assertion(
@@ -294,7 +559,6 @@ def test_no_federation_source_means_no_human_roles(
     run = plan_with(identityTrustedPrincipalArns=[])
     assert not [r for r in roles(run) if r.name.startswith("identity-")]
     assert run.outputs["identity"]["roleArns"] == {}
-    assert run.of_type("aws:accessanalyzer/analyzer:Analyzer"), "the analyzer exists regardless"
     key_use = statement(
         policy_of(one(run, "aws:kms/key:Key", "keys-archive")), "KeyUseByStackRoles"
     )
@@ -349,12 +613,24 @@ def test_the_operator_writes_only_to_the_two_ingest_queues(plan: ProgramRun) -> 
     assert not [a for a in allowed_actions(document) if a.startswith("s3:")], "no object access"
 
 
-def test_the_auditor_reads_no_object(plan: ProgramRun) -> None:
+def test_the_auditor_reads_no_imaging_object_only_the_trails_files(plan: ProgramRun) -> None:
     document = human_policy(plan, "security-auditor")
+    trail = one(plan, "aws:s3/bucket:Bucket", "audit-audit-trail").inputs["bucket"]
+    imaging = {
+        str(one(plan, "aws:s3/bucket:Bucket", f"imaging-{p}").inputs["bucket"])
+        for p in ("inbox", "archive", "quarantine", "derived")
+    }
+    object_reads = []
     for s in document["Statement"]:
         for resource in _as_list(s["Resource"]):
-            assert not (resource.startswith("arn:aws:s3:::") and "/" in resource), s["Sid"]
-    assert not {"s3:GetObject", "kms:Decrypt"} & allowed_actions(document)
+            if resource.startswith("arn:aws:s3:::") and "/" in resource:
+                object_reads.append(resource)
+                assert resource.split(":::")[1].split("/")[0] not in imaging, s["Sid"]
+    assert object_reads == [f"arn:aws:s3:::{trail}/AWSLogs/{MOCK_ACCOUNT_ID}/*"]
+    decrypt = statement(document, "DecryptTheTrailsFilesThroughS3Only")
+    logs_key = one(plan, "aws:kms/key:Key", "keys-logs").outputs["arn"]
+    assert decrypt["Resource"] == logs_key, "the archive key never: only the logs key"
+    assert "kms:EncryptionContext:aws:cloudtrail:arn" in decrypt["Condition"]["Null"]
 
 
 def test_the_partner_reads_only_the_deidentified_prefix(plan: ProgramRun) -> None:
@@ -378,11 +654,27 @@ def test_every_human_statement_says_why(plan: ProgramRun) -> None:
         assert all(sids) and len(set(sids)) == len(sids), f"{duty}: {sids}"
 
 
-def test_access_analyzer_covers_the_account(plan: ProgramRun) -> None:
-    analyzer = one(plan, "aws:accessanalyzer/analyzer:Analyzer", "identity-analyzer")
+def test_no_access_analyzer_by_default_and_the_auditor_reads_the_accounts_own(
+    plan: ProgramRun,
+) -> None:
+    # One ACCOUNT analyzer per account and region (B3): a dev and a prod stack in one account, or
+    # an organization's analyzer, would make a second one fail. Off unless enableAccessAnalyzer.
+    assert not plan.of_type("aws:accessanalyzer/analyzer:Analyzer")
+    assert plan.outputs["identity"]["accessAnalyzerArn"] is None
+    reads = statement(human_policy(plan, "security-auditor"), "ReadAccessAnalyzerFindings")
+    assert reads["Resource"] == f"arn:aws:access-analyzer:us-east-1:{MOCK_ACCOUNT_ID}:analyzer/*"
+
+
+def test_enable_access_analyzer_creates_the_account_analyzer_the_auditor_reads(
+    plan_with: Callable[..., ProgramRun],
+) -> None:
+    run = plan_with(enableAccessAnalyzer=True)
+    analyzer = one(run, "aws:accessanalyzer/analyzer:Analyzer", "identity-analyzer")
     assert analyzer.inputs["type"] == "ACCOUNT"
     assert analyzer.inputs["analyzerName"] == f"{PREFIX}-account"
-    assert plan.outputs["identity"]["accessAnalyzerArn"] == analyzer.outputs["arn"]
+    assert run.outputs["identity"]["accessAnalyzerArn"] == analyzer.outputs["arn"]
+    reads = statement(human_policy(run, "security-auditor"), "ReadAccessAnalyzerFindings")
+    assert reads["Resource"] == analyzer.outputs["arn"]
 
 
 # ------------------------------------------------------------------------------------- config
@@ -392,18 +684,61 @@ def parse(**raw: object) -> Any:
     return parse_settings(raw, region="us-east-1", stack="test")
 
 
-def test_default_is_no_federation_source() -> None:
+def test_default_is_no_federation_source_and_no_analyzer() -> None:
     identity = parse().identity
     assert identity.saml_provider_arn is None
     assert identity.trusted_principal_arns == ()
     assert not identity.federated
+    assert not identity.enable_access_analyzer
+
+
+def test_enable_access_analyzer_is_a_boolean() -> None:
+    assert parse(enableAccessAnalyzer="true").identity.enable_access_analyzer
+    with pytest.raises(ConfigError) as error:
+        parse(enableAccessAnalyzer="yes")
+    assert error.value.key == "cloud-pacs:enableAccessAnalyzer"
+    assert "true or false" in error.value.allowed
+
+
+def test_every_principal_kind_that_can_prove_mfa_is_accepted() -> None:
+    settings = parse(identityTrustedPrincipalArns=json.dumps([IDENTITY_CENTER_ROLE_EU, IAM_USER]))
+    assert settings.identity.trusted_principal_arns == tuple(
+        sorted([IDENTITY_CENTER_ROLE_EU, IAM_USER])
+    )
+    assert not [w for w in settings.warnings if "identityTrustedPrincipalArns" in w]
+
+
+def test_an_account_root_is_accepted_with_a_warning_naming_the_key() -> None:
+    root = f"arn:aws:iam::{IDENTITY_ACCOUNT}:root"
+    settings = parse(identityTrustedPrincipalArns=json.dumps([root]))
+    (warning,) = [w for w in settings.warnings if "identityTrustedPrincipalArns" in w]
+    assert warning.startswith("cloud-pacs:identityTrustedPrincipalArns names " + root)
+
+
+def test_a_plain_role_is_refused_because_its_sessions_cannot_prove_mfa() -> None:
+    role = f"arn:aws:iam::{IDENTITY_ACCOUNT}:role/IdentityAccountAdmins"
+    with pytest.raises(ConfigError) as error:
+        parse(identityTrustedPrincipalArns=json.dumps([role]))
+    assert error.value.key == "cloud-pacs:identityTrustedPrincipalArns"
+    assert "Other roles cannot prove MFA" in error.value.allowed
+    assert role in str(error.value)
+
+
+def test_principals_that_would_overflow_the_trust_quota_are_refused() -> None:
+    many = [
+        f"arn:aws:iam::{IDENTITY_ACCOUNT}:role/aws-reserved/sso.amazonaws.com/eu-west-2/"
+        f"AWSReservedSSO_PacsDuty{i:02d}_0123456789abcdef"
+        for i in range(20)
+    ]
+    with pytest.raises(ConfigError) as error:
+        parse(identityTrustedPrincipalArns=json.dumps(many))
+    assert error.value.key == "cloud-pacs:identityTrustedPrincipalArns"
+    assert f"{TRUST_POLICY_MAX_CHARS} characters" in error.value.allowed
 
 
 def test_either_source_is_accepted() -> None:
     assert parse(identitySamlProviderArn=SAML_PROVIDER).identity.federated
-    principals = (
-        '["arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_X_0123"]'
-    )
+    principals = json.dumps([IDENTITY_CENTER_ROLE])
     assert parse(identityTrustedPrincipalArns=principals).identity.federated
 
 
@@ -426,7 +761,7 @@ def test_either_source_is_accepted() -> None:
         (
             {"identityTrustedPrincipalArns": '["*"]'},
             "identityTrustedPrincipalArns",
-            "role, user or account-root ARNs",
+            "IAM user ARNs, account-root ARNs",
         ),
         (
             {"identityTrustedPrincipalArns": "arn:aws:iam::111122223333:root"},

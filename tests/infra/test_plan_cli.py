@@ -84,9 +84,8 @@ REQUIRED_TYPES = {
     "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter",
     "aws:cloudwatch/logMetricFilter:LogMetricFilter",
     "aws:cloudwatch/logStream:LogStream",
-    # Identity
+    # Identity (the Access Analyzer is opt-in: enableAccessAnalyzer, false in the example stack)
     "aws:iam/policy:Policy",
-    "aws:accessanalyzer/analyzer:Analyzer",
 }
 
 
