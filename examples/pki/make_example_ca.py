@@ -12,16 +12,18 @@ import datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-VALIDITY = datetime.timedelta(days=3650)
+from pacs_kit.pki import ca_certificate
+
 OUT = Path(__file__).resolve().parent / "ca.pem"
 
 
 def example_ca_pem(now: datetime.datetime) -> bytes:
-    """A self-signed P-256 CA certificate, valid ten years; its key never leaves this function."""
+    """A self-signed P-256 CA certificate (as ``pacs-kit pki init`` makes); its key never leaves
+    this function."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name(
         [
@@ -29,33 +31,7 @@ def example_ca_pem(now: datetime.datetime) -> bytes:
             x509.NameAttribute(NameOID.COMMON_NAME, "Example client CA (no private key exists)"),
         ]
     )
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM)
+    return ca_certificate(key, name, now).public_bytes(serialization.Encoding.PEM)
 
 
 if __name__ == "__main__":
