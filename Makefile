@@ -16,6 +16,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/pacs-kit plan
+	$(BIN)/pacs-kit check
 
 test: lint typecheck pytest
 

@@ -269,7 +269,11 @@ audit = Audit(
         settings=settings.audit,
         logs_key=keys.keys["logs"],
         log_retention_days=settings.log_retention_days,
-        data_buckets={p: archive.buckets[p].name for p in DATA_BUCKETS},
+        # The replica too: readers switch to it during a regional outage (docs/runbooks/restore.md).
+        data_buckets={
+            **{p: archive.buckets[p].name for p in DATA_BUCKETS},
+            "archive-replica": dr.replica.name,
+        },
         function_arns=[fn.arn for fn in ingest.functions.values()],
         log_groups={
             **{f"function-{f}": group for f, group in ingest.log_groups.items()},

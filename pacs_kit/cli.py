@@ -10,27 +10,24 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from gateway import cli as gateway_cli
 from infra.config import ConfigError
 from infra.packaging import LAMBDA_PYTHON, LAYER_ZIP, REPO, REQUIREMENTS
-from pacs_kit import pki, validate
+from pacs_kit import check, pki, validate
 from pacs_kit.layer import LayerError, build_layer, runtime_interpreter
-from pacs_kit.program import ProgramRun, Project, ProjectError, run_program
+from pacs_kit.program import (
+    ProgramRun,
+    Project,
+    ProjectError,
+    plan_document,
+    run_program,
+    short_type,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-def plan_document(run: ProgramRun) -> dict[str, Any]:
-    """The ``pacs-kit plan --json`` document: exactly ``{"resources": [...]}``."""
-    return {
-        "resources": [
-            {"urn": r.urn, "type": r.type, "name": r.name, "props": r.inputs} for r in run.resources
-        ]
-    }
 
 
 def plan_table(run: ProgramRun) -> str:
@@ -58,12 +55,6 @@ def plan_table(run: ProgramRun) -> str:
     return "\n".join(lines)
 
 
-def short_type(token: str) -> str:
-    """``aws:s3/bucketPolicy:BucketPolicy`` -> ``aws:s3:BucketPolicy``."""
-    package, module, name = ([*token.split(":"), "", ""])[:3]
-    return f"{package}:{module.split('/')[0]}:{name}" if name else token
-
-
 def _cmd_plan(args: argparse.Namespace) -> int:
     try:
         project = Project.find()
@@ -74,7 +65,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for warning in run.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if args.json:
-        json.dump(plan_document(run), sys.stdout, indent=2, sort_keys=False)
+        json.dump(plan_document(run, args.dependencies), sys.stdout, indent=2, sort_keys=False)
         sys.stdout.write("\n")
     else:
         print(plan_table(run))
@@ -112,7 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument(
         "--json", action="store_true", help='print {"resources": [{urn, type, name, props}]}'
     )
+    plan.add_argument(
+        "--dependencies",
+        action="store_true",
+        help="with --json: add each resource's propertyDependencies (property -> URNs)",
+    )
     plan.set_defaults(handler=_cmd_plan)
+    check.add_commands(commands)
     validate.add_command(commands)
     pki.add_command(commands)
     gateway_cli.add_command(commands)

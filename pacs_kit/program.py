@@ -122,6 +122,8 @@ class Registration:
     # What the mocks answered (inputs plus derived ids, ARNs, names), and the URNs it waits for.
     outputs: dict[str, Any] = field(default_factory=dict)
     dependencies: list[str] = field(default_factory=list)
+    # Input property -> URNs its value was computed from, as the engine hands policies.
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -178,6 +180,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     dependencies=sorted(
                         self._real.get(d, (d, ""))[0] for d in request.dependencies
                     ),
+                    property_dependencies={
+                        key: sorted(self._real.get(u, (u, ""))[0] for u in deps.urns)
+                        for key, deps in sorted(request.propertyDependencies.items())
+                        if deps.urns
+                    },
                 )
             )
         return response
@@ -481,6 +488,27 @@ def run_program(
         outputs=_plain(outputs),
         warnings=warnings.messages,
     )
+
+
+def plan_document(run: ProgramRun, dependencies: bool = False) -> dict[str, Any]:
+    """The ``pacs-kit plan --json`` document: exactly ``{"resources": [{urn, type, name, props}]}``.
+
+    ``dependencies`` (``--dependencies``) adds ``propertyDependencies`` to the resources that have
+    them: input property -> URNs of the resources its value came from, as the engine gives policies.
+    """
+    resources: list[dict[str, Any]] = []
+    for r in run.resources:
+        entry: dict[str, Any] = {"urn": r.urn, "type": r.type, "name": r.name, "props": r.inputs}
+        if dependencies and r.property_dependencies:
+            entry["propertyDependencies"] = r.property_dependencies
+        resources.append(entry)
+    return {"resources": resources}
+
+
+def short_type(token: str) -> str:
+    """``aws:s3/bucketPolicy:BucketPolicy`` -> ``aws:s3:BucketPolicy``."""
+    package, module, name = ([*token.split(":"), "", ""])[:3]
+    return f"{package}:{module.split('/')[0]}:{name}" if name else token
 
 
 def _tree_order(registrations: list[Registration]) -> list[Registration]:

@@ -60,3 +60,17 @@ def statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
     )
     result: dict[str, Any] = found[0]
     return result
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The policy pack's mutation score, when the campaign ran."""
+    import sys
+
+    campaign = sys.modules.get("tests.policies.mutations")
+    SCORE: dict[str, bool] = getattr(campaign, "SCORE", {})
+    if SCORE:
+        caught = sum(SCORE.values())
+        terminalreporter.write_line(
+            f"policy mutation score: {caught}/{len(SCORE)} insecure variants refused "
+            f"({100 * caught / len(SCORE):.0f}%)"
+        )

@@ -16,7 +16,6 @@ from infra.iam_documents import Account, replication_role_policy, service_trust_
 
 # AWS Backup vault lock: after this grace period the lock becomes immutable (compliance mode).
 VAULT_LOCK_GRACE_DAYS = 3
-VAULT_MIN_RETENTION_DAYS = 7
 BACKUP_SELECTION_TAG = "backup-plan"
 MANAGED_BACKUP_POLICIES = (
     "service-role/AWSBackupServiceRolePolicyForBackup",
@@ -208,11 +207,14 @@ class DisasterRecovery(pulumi.ComponentResource):
                 policy_arn=f"arn:{partition}:iam::aws:policy/{managed}",
                 opts=child,
             )
+        # Locked for as long as recovery points are kept: nobody, root included, deletes one
+        # early. Lowering backupRetentionDays below a lock already immutable fails the backups.
+        retention = args.backup_retention_days
         self.vault = _locked_vault(
-            f"{name}-vault", f"{args.name_prefix}-vault", args.backup_key, child
+            f"{name}-vault", f"{args.name_prefix}-vault", args.backup_key, retention, child
         )
         self.dr_vault = _locked_vault(
-            f"{name}-dr-vault", f"{args.name_prefix}-dr-vault", dr_key, in_dr
+            f"{name}-dr-vault", f"{args.name_prefix}-dr-vault", dr_key, retention, in_dr
         )
 
         plan_name = f"{args.name_prefix}-index"
@@ -268,7 +270,11 @@ class DisasterRecovery(pulumi.ComponentResource):
 
 
 def _locked_vault(
-    name: str, vault_name: str, key: aws.kms.Key, opts: pulumi.ResourceOptions
+    name: str,
+    vault_name: str,
+    key: aws.kms.Key,
+    min_retention_days: int,
+    opts: pulumi.ResourceOptions,
 ) -> aws.backup.Vault:
     vault = aws.backup.Vault(
         name,
@@ -282,7 +288,7 @@ def _locked_vault(
         backup_vault_name=vault.name,
         # Setting a grace period is what makes the lock compliance mode: immutable after it.
         changeable_for_days=VAULT_LOCK_GRACE_DAYS,
-        min_retention_days=VAULT_MIN_RETENTION_DAYS,
+        min_retention_days=min_retention_days,
         opts=opts,
     )
     return vault

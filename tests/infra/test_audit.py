@@ -94,15 +94,24 @@ def selector(trail: Registration, name: str) -> dict[str, dict[str, list[str]]]:
     }
 
 
-def test_trail_records_reads_and_writes_of_the_four_imaging_buckets(plan: ProgramRun) -> None:
+def test_trail_records_reads_and_writes_of_the_imaging_buckets_and_the_replica(
+    plan: ProgramRun,
+) -> None:
     s3 = selector(
         one(plan, "aws:cloudtrail/trail:Trail", "audit-trail"), "Imaging objects read and written"
     )
     assert s3["eventCategory"] == {"equals": ["Data"]}
     assert s3["resources.type"] == {"equals": ["AWS::S3::Object"]}
+    replica = f"arn:aws:s3:::{PREFIX}-{MOCK_ACCOUNT_ID}-us-west-2-replica/"
     assert s3["resources.ARN"] == {
         "startsWiths": sorted(
-            f"arn:aws:s3:::{bucket(p)}/" for p in ("inbox", "archive", "quarantine", "derived")
+            [
+                *(
+                    f"arn:aws:s3:::{bucket(p)}/"
+                    for p in ("inbox", "archive", "quarantine", "derived")
+                ),
+                replica,
+            ]
         )
     }
     assert "readOnly" not in s3, "both reads (who viewed a study) and writes must be recorded"

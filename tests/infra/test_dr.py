@@ -82,7 +82,8 @@ def test_backup_vaults_use_backup_keys_and_compliance_locks(
     assert lock.inputs["backupVaultName"] == registered.inputs["name"]
     # A grace period is what turns a vault lock into compliance mode.
     assert lock.inputs["changeableForDays"] == 3
-    assert lock.inputs["minRetentionDays"] == 7
+    # As long as the plan keeps recovery points (backupRetentionDays): none deletable early.
+    assert lock.inputs["minRetentionDays"] == 35
 
 
 def test_backup_plan_runs_at_the_rpo_and_copies_to_the_dr_vault(plan: ProgramRun) -> None:
