@@ -37,10 +37,11 @@ LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SUBSCRIPTION = "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter"
 FIREHOSE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 
-SIX_YEARS_DAYS = 2192  # 45 CFR 164.316(b)(2)(i): six years, leap days included
+SIX_YEARS_DAYS = 2192  # six years, leap days included (the 164.316(b)(2)(i) period)
 READ_AND_WRITE = frozenset({"read", "write"})
 
 # Firehose destination -> the argument holding its configuration.
@@ -332,6 +333,41 @@ def trail_phi_data_events(stack: Stack, config: Mapping[str, Any]) -> Iterator[F
             )
 
 
+@stack_policy(
+    Meta(
+        id="aws-cloudtrail-trail-require-locked-bucket",
+        description="The trail delivers its log files to a bucket of the stack with Object Lock "
+        "enabled.",
+        practice=c.AUDIT_TO_SIEM,
+        safeguard=c.INTEGRITY,
+        severity=Severity.HIGH,
+        remediation="Set s3_bucket_name on the aws.cloudtrail.Trail to the name of the stack's "
+        "audit-trail aws.s3.Bucket, declared with object_lock_enabled=True (the kit's "
+        "SecureBucket with object_lock does), so the delivered log files cannot be deleted or "
+        "overwritten before their retention ends.",
+        subjects=(TRAIL,),
+    )
+)
+def trail_locked_bucket(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    buckets = stack.of_type(BUCKET)
+    for trail in stack.of_type(TRAIL):
+        title = _trail_label(trail)
+        name = trail.props.get("s3BucketName")
+        targets = [b for b in buckets if stack.refers(trail, "s3BucketName", b, "bucket")]
+        if not targets:
+            yield (
+                trail,
+                f"{title} delivers to {name or 'no bucket'}: s3BucketName must name a bucket of "
+                "the stack with Object Lock enabled",
+            )
+        elif not any(truthy(b.props.get("objectLockEnabled")) for b in targets):
+            yield (
+                trail,
+                f"{title} delivers to {label(targets[0], 'bucket', 'bucket')}, which must have "
+                "Object Lock enabled (objectLockEnabled)",
+            )
+
+
 # --- CloudWatch Logs ---------------------------------------------------------------------------
 
 
@@ -357,7 +393,11 @@ def log_group_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator
         id="aws-cloudwatch-log-group-require-retention",
         description="Every CloudWatch log group keeps its events at least six years.",
         practice=c.AUDIT_TO_SIEM,
-        safeguard=c.DOCUMENTATION_RETENTION,
+        # The audit records themselves are the 164.312(b) control. Six years is the default
+        # because 164.316(b)(2)(i) keeps the Security Rule's documentation six years, and the
+        # records of information system activity review (164.308(a)(1)(ii)(D)) are such
+        # documentation: the logs they rest on are kept as long.
+        safeguard=c.AUDIT_CONTROLS,
         severity=Severity.MEDIUM,
         remediation="Set retention_in_days on the aws.cloudwatch.LogGroup to at least "
         "minimumRetentionDays (2192, six years, by default; stack config logRetentionDays), or "
@@ -383,8 +423,14 @@ def log_group_retention(resource: ResourceLike, config: Mapping[str, Any]) -> It
         )
 
 
+# The only log groups Firehose error logging may be exempted for: the ones Firehose's console and
+# documentation name for a stream's errors. Any other group a stream names (the trail's) is shipped.
+FIREHOSE_ERROR_GROUP_PREFIX = "/aws/kinesisfirehose/"
+
+
 def _firehose_error_groups(stack: Stack) -> set[str]:
-    """Names of the log groups the stack's Firehose streams write their own delivery errors to."""
+    """Names of the log groups the stack's Firehose streams write their own delivery errors to
+    (under /aws/kinesisfirehose/ only)."""
     names: set[str] = set()
 
     def walk(value: Any) -> None:
@@ -401,7 +447,7 @@ def _firehose_error_groups(stack: Stack) -> set[str]:
 
     for stream in stack.of_type(FIREHOSE):
         walk(stream.props)
-    return names
+    return {n for n in names if n.startswith(FIREHOSE_ERROR_GROUP_PREFIX)}
 
 
 @stack_policy(
@@ -414,7 +460,9 @@ def _firehose_error_groups(stack: Stack) -> set[str]:
         severity=Severity.HIGH,
         remediation="Declare an aws.cloudwatch.LogSubscriptionFilter for the log group with an "
         "empty filter_pattern and destination_arn the stack's aws.kinesis.FirehoseDeliveryStream "
-        "ARN (or one of siemDestinationArns); only the stream's own error log group is exempt.",
+        "ARN (or one of siemDestinationArns); every other subscription filter of the group must "
+        "deliver to the SIEM too. Only the stream's own error log group (named "
+        "/aws/kinesisfirehose/...) is exempt.",
         subjects=(LOG_GROUP,),
         settings=(
             Setting(
@@ -441,16 +489,20 @@ def log_group_siem_subscription(stack: Stack, config: Mapping[str, Any]) -> Iter
         if not filters:
             yield group, f"{title} must be shipped to the SIEM (LogSubscriptionFilter)"
             continue
-        shipped = any(
-            str(f.props.get("destinationArn")) in others
-            or any(stack.refers(f, "destinationArn", s, "name", "arn") for s in streams)
+        elsewhere = [
+            f
             for f in filters
-        )
-        if not shipped:
+            if str(f.props.get("destinationArn")) not in others
+            and not any(stack.refers(f, "destinationArn", s, "name", "arn") for s in streams)
+        ]
+        for f in elsewhere:
             yield (
                 group,
-                f"{title}: its subscription filter must deliver to the SIEM Firehose stream",
+                f"{title}: its subscription filter {f.props.get('name') or f.name} delivers to "
+                f"{f.props.get('destinationArn')}: every subscription filter of the group must "
+                "deliver to the SIEM Firehose stream (or siemDestinationArns)",
             )
+        if elsewhere:
             continue
         if not any(not f.props.get("filterPattern") for f in filters):
             yield group, f"{title}: a SIEM subscription must forward every event (empty pattern)"
@@ -541,8 +593,10 @@ def firehose_encryption(resource: ResourceLike, config: Mapping[str, Any]) -> It
         safeguard=c.AUDIT_CONTROLS,
         severity=Severity.MEDIUM,
         remediation="On the aws.kinesis.FirehoseDeliveryStream's destination configuration set "
-        "s3_configuration (http_endpoint, splunk, ...) with s3_backup_mode failed-only or all, or "
-        "for extended_s3 s3_backup_mode='Enabled' with s3_backup_configuration; and set "
+        "s3_configuration with s3_backup_mode 'FailedDataOnly' or 'AllData' (http_endpoint, "
+        "iceberg), 'FailedEventsOnly' or 'AllEvents' (splunk), 'FailedDocumentsOnly' or "
+        "'AllDocuments' (opensearch, elasticsearch); for extended_s3 (and redshift) set "
+        "s3_backup_mode='Enabled' with s3_backup_configuration; and set "
         "cloudwatch_logging_options enabled with a log group.",
         subjects=(FIREHOSE,),
     )
@@ -671,6 +725,204 @@ def alarm_action(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[
     )
 
 
+# The CIS AWS Foundations Benchmark monitoring signals the trail's log group is watched for (the
+# kit's infra/components/audit.py SECURITY_ALARMS): each is a metric filter whose pattern contains
+# every token (compared without spaces or double quotes, case-insensitive, and not continued by
+# another name character: `$.eventName = StopLoggingX` is not StopLogging), and an alarm on its
+# metric. The kit's break-glass filter is required by aws-iam-break-glass-role-alarmed; its DLQ and
+# SIEM-delivery alarms watch the stack's own pipeline, not the account's security.
+def _event_names(*names: str) -> list[str]:
+    return [f"$.eventName = {n}" for n in names]
+
+
+SECURITY_SIGNALS: list[dict[str, Any]] = [
+    {"name": "root-account-use", "tokens": ['$.userIdentity.type = "Root"']},
+    {
+        "name": "unauthorized-api-calls",
+        "tokens": ['$.errorCode = "*UnauthorizedOperation"', '$.errorCode = "AccessDenied*"'],
+    },
+    {
+        "name": "iam-policy-changes",
+        "tokens": [
+            "$.eventSource = iam.amazonaws.com",
+            *_event_names(
+                "DeleteGroupPolicy",
+                "DeleteRolePolicy",
+                "DeleteUserPolicy",
+                "PutGroupPolicy",
+                "PutRolePolicy",
+                "PutUserPolicy",
+                "CreatePolicy",
+                "DeletePolicy",
+                "CreatePolicyVersion",
+                "DeletePolicyVersion",
+                "SetDefaultPolicyVersion",
+                "AttachRolePolicy",
+                "DetachRolePolicy",
+                "AttachUserPolicy",
+                "DetachUserPolicy",
+                "AttachGroupPolicy",
+                "DetachGroupPolicy",
+                "PutRolePermissionsBoundary",
+                "DeleteRolePermissionsBoundary",
+                "UpdateAssumeRolePolicy",
+            ),
+        ],
+    },
+    {
+        "name": "kms-key-disable-or-deletion",
+        "tokens": [
+            "$.eventSource = kms.amazonaws.com",
+            *_event_names("DisableKey", "ScheduleKeyDeletion"),
+        ],
+    },
+    {
+        "name": "cloudtrail-changes",
+        "tokens": _event_names(
+            "CreateTrail",
+            "UpdateTrail",
+            "DeleteTrail",
+            "StartLogging",
+            "StopLogging",
+            "PutEventSelectors",
+        ),
+    },
+    {
+        "name": "s3-policy-or-object-lock-changes",
+        "tokens": [
+            "$.eventSource = s3.amazonaws.com",
+            *_event_names(
+                "PutBucketAcl",
+                "PutBucketPolicy",
+                "DeleteBucketPolicy",
+                "PutBucketPublicAccessBlock",
+                "DeleteBucketPublicAccessBlock",
+                "PutBucketVersioning",
+                "PutObjectLockConfiguration",
+                "PutObjectRetention",
+                "PutObjectLegalHold",
+            ),
+        ],
+    },
+    {
+        "name": "console-login-without-mfa",
+        "tokens": ["$.eventName = ConsoleLogin", '$.additionalEventData.MFAUsed != "Yes"'],
+    },
+]
+
+
+def _normalized(text: str) -> str:
+    return re.sub(r'[\s"]', "", text).lower()
+
+
+def _tests(pattern: str, token: str) -> bool:
+    """Whether a metric filter pattern contains a token (see SECURITY_SIGNALS)."""
+    return (
+        re.search(re.escape(_normalized(token)) + r"(?![a-z0-9_*.-])", _normalized(pattern))
+        is not None
+    )
+
+
+def _metrics(metric_filter: Any) -> set[tuple[Any, Any]]:
+    return {
+        (get(t, "namespace"), get(t, "name"))
+        for t in items(metric_filter.props.get("metricTransformation"))
+    }
+
+
+def _notifies(stack: Stack, alarm: Any, metrics: set[tuple[Any, Any]]) -> bool:
+    """Whether an enabled alarm watches one of the metrics and notifies a topic of the stack."""
+    watched = {(alarm.props.get("namespace"), alarm.props.get("metricName"))}
+    watched |= {
+        (get(q, "metric", "namespace"), get(q, "metric", "metricName"))
+        for q in items(alarm.props.get("metricQueries"))
+    }
+    enabled = alarm.props.get("actionsEnabled")
+    return (
+        bool(metrics & watched)
+        and (enabled is None or truthy(enabled))
+        and any(stack.refers(alarm, "alarmActions", t, "arn", "name") for t in stack.of_type(TOPIC))
+    )
+
+
+@stack_policy(
+    Meta(
+        id="aws-cloudwatch-require-security-alarms",
+        description="The trail's log group has a metric filter and an alarm notifying a topic of "
+        "the stack for each CIS security signal (root use, refused calls, IAM policy, KMS key, "
+        "trail and bucket protection changes, console sign-in without MFA).",
+        practice=c.AUDIT_TO_SIEM,
+        safeguard=c.ACTIVITY_REVIEW,
+        severity=Severity.HIGH,
+        remediation="For each signal of securitySignals, declare an aws.cloudwatch.LogMetricFilter "
+        "on the log group of the trail's cloud_watch_logs_group_arn whose pattern contains each "
+        "of the signal's tokens (the kit's SECURITY_ALARMS patterns do), and an "
+        "aws.cloudwatch.MetricAlarm with the same namespace and metric_name, alarm_actions the "
+        "stack's security aws.sns.Topic ARN, and actions_enabled left True.",
+        subjects=(TRAIL,),
+        settings=(
+            Setting(
+                "securitySignals",
+                "Signals the trail's log group must be alarmed on: a name and the tokens a "
+                "metric filter pattern must contain",
+                SECURITY_SIGNALS,
+                {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string"},
+                            "tokens": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["name", "tokens"],
+                    },
+                },
+            ),
+        ),
+    )
+)
+def require_security_alarms(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    signals = [s for s in items(config["securitySignals"]) if isinstance(s, Mapping)]
+    groups = stack.of_type(LOG_GROUP)
+    filters = stack.of_type(METRIC_FILTER)
+    alarms = stack.of_type(METRIC_ALARM)
+    for trail in stack.of_type(TRAIL):
+        if not truthy(trail.props.get("enableLogging", True)):
+            continue  # aws-cloudtrail-trail-require-multi-region refuses it
+        title = _trail_label(trail)
+        watched = [g for g in groups if stack.refers(trail, "cloudWatchLogsGroupArn", g, "name")]
+        if not watched:
+            yield (
+                trail,
+                f"{title} must deliver to a log group of the stack (cloudWatchLogsGroupArn) "
+                "where the security alarms watch its events",
+            )
+            continue
+        on_group = [
+            f for f in filters if any(stack.refers(f, "logGroupName", g, "name") for g in watched)
+        ]
+        for signal in signals:
+            name = str(signal.get("name"))
+            tokens = [str(t) for t in items(signal.get("tokens"))]
+            matching = [
+                f
+                for f in on_group
+                if all(_tests(str(f.props.get("pattern") or ""), t) for t in tokens)
+            ]
+            if not matching:
+                yield (
+                    trail,
+                    f"{title}: no metric filter on its log group tests {name} (its pattern must "
+                    f"contain {', '.join(tokens)})",
+                )
+            elif not any(_notifies(stack, a, _metrics(f)) for f in matching for a in alarms):
+                yield (
+                    trail,
+                    f"{title}: the {name} metric filter's metric must have an alarm with actions "
+                    "enabled notifying an SNS topic of the stack",
+                )
+
+
 POLICIES = (
     trail_multi_region,
     trail_management_events,
@@ -678,6 +930,7 @@ POLICIES = (
     trail_kms,
     trail_cloudwatch_logs,
     trail_phi_data_events,
+    trail_locked_bucket,
     log_group_kms,
     log_group_retention,
     log_group_siem_subscription,
@@ -688,4 +941,5 @@ POLICIES = (
     topic_tls_only,
     topic_no_public_allow,
     alarm_action,
+    require_security_alarms,
 )

@@ -79,6 +79,14 @@ def _vault_named(stack: Stack, name: Any) -> Any | None:
     return found[0] if len(found) == 1 else None
 
 
+def _vault_name_of(arn: Any) -> str | None:
+    """The vault name at the end of a vault ARN (``...:backup-vault:<name>``)."""
+    parsed = parse_arn(arn)
+    if not parsed or not parsed.resource.startswith("backup-vault:"):
+        return None
+    return parsed.resource[len("backup-vault:") :] or None
+
+
 def _days(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -199,14 +207,15 @@ def vault_no_force_destroy(resource: ResourceLike, config: Mapping[str, Any]) ->
 @stack_policy(
     Meta(
         id="aws-backup-plan-require-cross-region-copy",
-        description="Every backup rule copies its recovery points to a vault in another region "
-        "and keeps the copies for at least the minimum retention.",
+        description="Every backup rule copies its recovery points to a vault of the stack in "
+        "another region and keeps the copies for at least the minimum retention.",
         practice=c.BACKUP_AND_DR,
         safeguard=c.DISASTER_RECOVERY,
         severity=Severity.HIGH,
         remediation="Give every rule of the aws.backup.Plan a copy_action whose "
-        "destination_vault_arn is a vault in the DR region (not the region of target_vault_name) "
-        "and whose lifecycle delete_after is at least minimumRetentionDays.",
+        "destination_vault_arn is the ARN of an aws.backup.Vault of the stack in the DR region "
+        "(not the region of target_vault_name; the stack locks its vaults) and whose lifecycle "
+        "delete_after is at least minimumRetentionDays.",
         subjects=(PLAN,),
         settings=(MINIMUM_RETENTION,),
     )
@@ -242,6 +251,14 @@ def require_cross_region_copy(stack: Stack, config: Mapping[str, Any]) -> Iterat
                 )
             for copy in copies:
                 destination = copy.get("destinationVaultArn")
+                if _vault_named(stack, _vault_name_of(destination)) is None:
+                    yield (
+                        plan,
+                        (
+                            f"{rule_name}: copies to {destination}, which is not a vault of the "
+                            "stack; copy to the stack's (locked) DR vault"
+                        ),
+                    )
                 if _region_of(destination) in (None, source):
                     continue
                 kept = _days(get(copy, "lifecycle", "deleteAfter"))
@@ -364,6 +381,26 @@ def require_table_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Iter
                 f"{title}: replica in {get(replica, 'regionName')} must name a customer-managed "
                 "KMS key (kmsKeyArn)"
             )
+
+
+@resource_policy(
+    Meta(
+        id="aws-dynamodb-table-require-deletion-protection",
+        description="Every DynamoDB table has deletion protection: it cannot be deleted (by "
+        "`pulumi destroy`, a replacement or a DeleteTable call) without first turning it off.",
+        practice=c.BACKUP_AND_DR,
+        safeguard=c.INTEGRITY,
+        severity=Severity.HIGH,
+        remediation="Set deletion_protection_enabled=True on the aws.dynamodb.Table: deleting a "
+        "table destroys its items and its point-in-time recovery history.",
+        subjects=(TABLE,),
+    )
+)
+def require_table_deletion_protection(
+    resource: ResourceLike, config: Mapping[str, Any]
+) -> Iterator[str]:
+    if not truthy(resource.props.get("deletionProtectionEnabled")):
+        yield f"{label(resource, 'table')} must set deletionProtectionEnabled true"
 
 
 def _tags(resource: Any) -> dict[str, str]:
@@ -492,5 +529,6 @@ POLICIES = (
     require_retention,
     require_pitr,
     require_table_kms,
+    require_table_deletion_protection,
     selection_covers_tables,
 )

@@ -33,6 +33,7 @@ FUNCTION = "aws:lambda/function:Function"
 EVENT_SOURCE_MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PERMISSION = "aws:lambda/permission:Permission"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 REDRIVE_POLICY = "aws:sqs/redrivePolicy:RedrivePolicy"
@@ -251,18 +252,28 @@ def function_env_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
     Meta(
         id="aws-lambda-permission-require-source",
         description="A Lambda permission lets a service invoke the function only on behalf of a "
-        "named source of this account, and never lets everyone invoke it.",
+        "named source of this account, and neither a permission nor a function URL lets everyone "
+        "invoke it.",
         practice=c.LEAST_PRIVILEGE,
         safeguard=c.ACCESS_AUTHORIZATION,
         severity=Severity.HIGH,
         remediation="Set source_arn (the invoking rule, bucket or topic) on the "
         "aws.lambda_.Permission, and source_account too for S3 (bucket ARNs name no account); "
-        "never principal '*' (or a function URL with authorization NONE).",
-        subjects=(PERMISSION,),
+        "never principal '*' (or function_url_auth_type 'NONE'). Give every "
+        "aws.lambda_.FunctionUrl authorization_type 'AWS_IAM' (callers sign with SigV4 and need "
+        "lambda:InvokeFunctionUrl), never 'NONE'.",
+        subjects=(PERMISSION, FUNCTION_URL),
     )
 )
 def permission_require_source(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
+    if resource.resource_type == FUNCTION_URL:
+        if str(props.get("authorizationType") or "").upper() != "AWS_IAM":
+            yield (
+                f"function URL {resource.name} ({props.get('functionName')}) lets anyone invoke "
+                "the function: authorizationType must be AWS_IAM"
+            )
+        return
     principal = _principal(resource)
     title = f"permission {resource.name} ({props.get('function')})"
     if principal == "*":

@@ -133,6 +133,12 @@ SECURE_COMPUTE = Practice(
     "as non-root on read-only file systems from immutable, scanned images; no secret sits in "
     "plaintext configuration.",
 )
+REVIEWED_INFRASTRUCTURE = Practice(
+    "reviewed-infrastructure",
+    "Only reviewed infrastructure, inside the stack's account",
+    "The stack declares only resource types this pack has reviewed, and refers to no other AWS "
+    "account unless the pack is told to trust it.",
+)
 
 PRACTICES: tuple[Practice, ...] = (
     ENCRYPT_WITH_CUSTOMER_KEYS,
@@ -144,4 +150,5 @@ PRACTICES: tuple[Practice, ...] = (
     HUMAN_ACCESS,
     AUDIT_TO_SIEM,
     SECURE_COMPUTE,
+    REVIEWED_INFRASTRUCTURE,
 )

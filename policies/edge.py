@@ -1,10 +1,12 @@
-"""Edge: internal load balancers whose listeners speak TLS 1.3 and verify client certificates (or
-pass DICOM TLS through to a gateway that does), logged and hardened; the gateway's task runs
-non-root and read-only from an immutable scanned image, its secrets under a customer key."""
+"""Edge: internal load balancers whose listeners speak TLS 1.3, send HSTS and verify client
+certificates (or pass DICOM TLS through to a gateway that does), logged and hardened; the gateway's
+task runs non-root and read-only from a pinned image of an immutable scanned ECR repository, its
+secrets under a customer key."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -32,6 +34,8 @@ from policies.framework import (
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"
 LISTENER_RULE = "aws:lb/listenerRule:ListenerRule"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+TARGET_GROUP_ATTACHMENT = "aws:lb/targetGroupAttachment:TargetGroupAttachment"
 TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
 ECS_SERVICE = "aws:ecs/service:Service"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
@@ -48,7 +52,12 @@ TLS13_POLICIES = [
 # verifies the client certificate itself.
 DICOM_TLS_PORT = 2762
 
-_ROOT_USERS = {"root", "0"}
+# HSTS for a year (RFC 6797; the duration browsers' preload lists require).
+HSTS_MIN_MAX_AGE = 31536000
+_MAX_AGE = re.compile(r"^\s*max-age\s*=\s*\"?(\d+)\"?\s*$", re.IGNORECASE)
+# An image in a private ECR registry: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/...
+_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^/]")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
 
 def _listener_label(listener: ResourceLike) -> str:
@@ -144,42 +153,150 @@ def _redirects_to_https(actions: Any) -> bool:
     )
 
 
-def _rules_of(stack: Stack, listener: Any) -> list[Any]:
-    """The listener rules of a listener: by property dependency, by the listener's ARN (a stack's
-    outputs), else by its load balancer when that has no other listener (a plan knows neither)."""
-    found = []
-    balancer = str(listener.props.get("loadBalancerArn") or "").split(":loadbalancer/", 1)[-1]
-    siblings = [
-        other
-        for other in stack.of_type(LISTENER)
-        if str(other.props.get("loadBalancerArn") or "").endswith(balancer)
+def _balancer(arn: Any) -> str:
+    """The load balancer part of a load balancer or listener ARN: ``app/<name>/<id>``."""
+    text = str(arn or "")
+    for marker in (":loadbalancer/", ":listener/"):
+        if marker in text:
+            parts = text.split(marker, 1)[1].split("/")
+            return "/".join(parts[:3]) if len(parts) >= 3 else ""
+    return ""
+
+
+def _listeners_of(stack: Stack, rule: Any) -> list[Any]:
+    """The listeners a listener rule may belong to: by property dependency, else the one whose
+    ARN (a stack's outputs) it names; a plan knows neither, so — fail safe — every listener of
+    the rule's load balancer whose ARN is not known (every such listener if none matches)."""
+    listeners = stack.of_type(LISTENER)
+    deps = (getattr(rule, "property_dependencies", None) or {}).get("listenerArn")
+    if deps:
+        urns = {d.urn for d in deps}
+        return [listener for listener in listeners if listener.urn in urns]
+    arn = str(rule.props.get("listenerArn") or "")
+    exact = [listener for listener in listeners if listener.props.get("arn") == arn]
+    if exact:
+        return exact
+    unknown = [listener for listener in listeners if not listener.props.get("arn")]
+    balancer = _balancer(arn)
+    same = [
+        listener
+        for listener in unknown
+        if balancer and _balancer(listener.props.get("loadBalancerArn")) in (balancer, "")
     ]
+    return same or unknown
+
+
+def _rules_of(stack: Stack, listener: Any) -> list[tuple[Any, bool]]:
+    """The listener rules that belong (or, untied, may belong) to a listener: (rule, certain)."""
+    found = []
     for rule in stack.of_type(LISTENER_RULE):
-        deps = getattr(rule, "property_dependencies", None) or {}
-        arn = str(rule.props.get("listenerArn") or "")
-        if deps.get("listenerArn"):
-            linked = any(d.urn == listener.urn for d in deps["listenerArn"])
-        elif listener.props.get("arn"):
-            linked = arn == listener.props["arn"]
-        else:
-            linked = bool(balancer) and f":listener/{balancer}/" in arn and len(siblings) == 1
-        if linked:
-            found.append(rule)
+        candidates = _listeners_of(stack, rule)
+        if any(c.urn == listener.urn for c in candidates):
+            found.append((rule, len(candidates) == 1))
     return found
+
+
+def _target_group_arns(actions: Any) -> list[tuple[str, str]]:
+    """(property, target group ARN) of every target group the actions forward to."""
+    found: list[tuple[str, str]] = []
+    for action in items(actions):
+        if get(action, "targetGroupArn"):
+            found.append(("defaultActions", str(get(action, "targetGroupArn"))))
+        for group in items(get(action, "forward", "targetGroups")):
+            if get(group, "arn"):
+                found.append(("defaultActions", str(get(group, "arn"))))
+    return found
+
+
+def _target_groups(stack: Stack, listener: Any, arn: str) -> list[Any]:
+    """The stack's target groups an ARN names: by its ARN (outputs) or its name, else — fail
+    safe — every target group the listener's default actions depend on."""
+    groups = stack.of_type(TARGET_GROUP)
+    named = [
+        g
+        for g in groups
+        if (g.props.get("arn") and g.props.get("arn") == arn)
+        or (g.props.get("name") and f":targetgroup/{g.props.get('name')}/" in arn)
+    ]
+    if named:
+        return named
+    deps = (getattr(listener, "property_dependencies", None) or {}).get("defaultActions") or []
+    return [d for d in deps if d.resource_type == TARGET_GROUP]
+
+
+def _port_of(value: Any) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _passthrough_target_problems(
+    stack: Stack, listener: Any, passthrough: set[int]
+) -> Iterator[str]:
+    """Why the target groups a TCP passthrough listener forwards to may carry plaintext."""
+    arns = _target_group_arns(listener.props.get("defaultActions"))
+    if not arns:
+        yield "must forward to a target group"
+    for _, arn in arns:
+        groups = _target_groups(stack, listener, arn)
+        if not groups:
+            yield f"forwards to target group {arn}, which is not a target group of the stack"
+        for group in groups:
+            what = f"target group {group.props.get('name') or group.name}"
+            ports = [("port", _port_of(group.props.get("port")))]
+            ports += [
+                (f"target group attachment {a.name} port", _port_of(a.props.get("port")))
+                for a in stack.of_type(TARGET_GROUP_ATTACHMENT)
+                if _names_group(
+                    a, "targetGroupArn", group, str(a.props.get("targetGroupArn") or "")
+                )
+                if a.props.get("port")  # unset: the target group's port (a stack may hold 0)
+            ]
+            ports += [
+                (f"ECS service {s.name} containerPort", _port_of(get(lb, "containerPort")))
+                for s in stack.of_type(ECS_SERVICE)
+                for lb in items(s.props.get("loadBalancers"))
+                if _names_group(s, "loadBalancers", group, str(get(lb, "targetGroupArn") or ""))
+            ]
+            for where, port in ports:
+                if port not in passthrough:
+                    yield (
+                        f"{what} {where} is {port}; a TLS passthrough listener may only forward "
+                        f"to ports {sorted(passthrough)}"
+                    )
+
+
+def _names_group(resource: Any, prop: str, group: Any, arn: str) -> bool:
+    """Whether a target group ARN given in ``resource.props[prop]`` (a TargetGroupAttachment's
+    target_group_arn, an ECS service's load_balancers entry) names ``group``: by its ARN or name,
+    else by property dependency."""
+    if group.props.get("arn") and group.props.get("arn") == arn:
+        return True
+    name = group.props.get("name")
+    if name and f":targetgroup/{name}/" in arn:
+        return True
+    if group.props.get("arn") or name:
+        return False
+    deps = (getattr(resource, "property_dependencies", None) or {}).get(prop) or []
+    return any(d.urn == group.urn for d in deps)
 
 
 @stack_policy(
     Meta(
         id="aws-lb-listener-no-plaintext",
-        description="No listener carries plaintext: HTTP only redirects to HTTPS, and TCP only "
-        "passes TLS through on the configured ports.",
+        description="No listener carries plaintext: HTTP only redirects to HTTPS (listener rules "
+        "included), and TCP only passes TLS through on the configured ports, to targets on those "
+        "ports.",
         practice=c.MUTUAL_TLS_ONLY,
         safeguard=c.TRANSMISSION_SECURITY,
         severity=Severity.CRITICAL,
         remediation="Use protocol 'HTTPS' (ALB) for web traffic; an 'HTTP' listener may only "
-        "have redirect actions to protocol 'HTTPS' (default_actions and listener rules). Use "
-        "'TCP' only on tlsPassthroughPorts, whose target terminates mutual TLS; no UDP, "
-        "TCP_UDP or GENEVE listeners.",
+        "have redirect actions to protocol 'HTTPS' (default_actions and every aws.lb.ListenerRule "
+        "whose listener_arn may name it). Use 'TCP' only on tlsPassthroughPorts, forwarding to "
+        "an aws.lb.TargetGroup of the stack whose port (and any TargetGroupAttachment port or "
+        "aws.ecs.Service load_balancers container_port) is also one of tlsPassthroughPorts, "
+        "where the target terminates mutual TLS; no UDP, TCP_UDP or GENEVE listeners.",
         subjects=(LISTENER,),
         settings=(
             Setting(
@@ -203,9 +320,13 @@ def no_plaintext(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
         if protocol == "HTTP":
             if not _redirects_to_https(props.get("defaultActions")):
                 yield listener, f"{title}: an HTTP listener may only redirect to HTTPS"
-            for rule in _rules_of(stack, listener):
+            for rule, certain in _rules_of(stack, listener):
                 if not _redirects_to_https(rule.props.get("actions")):
-                    yield listener, f"{title}: listener rule {rule.name} must redirect to HTTPS"
+                    maybe = "" if certain else " (it may belong to this listener)"
+                    yield (
+                        listener,
+                        f"{title}: listener rule {rule.name} must redirect to HTTPS{maybe}",
+                    )
         elif protocol == "TCP":
             if _port(listener) not in passthrough:
                 yield (
@@ -213,8 +334,55 @@ def no_plaintext(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
                     f"{title}: TCP is only allowed on TLS passthrough ports "
                     f"{sorted(passthrough)}; terminate TLS on the listener instead",
                 )
+                continue
+            for problem in _passthrough_target_problems(stack, listener, passthrough):
+                yield listener, f"{title}: {problem}"
         else:
             yield listener, f"{title}: protocol {protocol!r} cannot carry TLS; use HTTPS or TCP"
+
+
+def _hsts_max_age(value: Any) -> int | None:
+    """The max-age directive of a Strict-Transport-Security value (RFC 6797), or None."""
+    for directive in str(value or "").split(";"):
+        match = _MAX_AGE.match(directive)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+@resource_policy(
+    Meta(
+        id="aws-lb-listener-require-hsts",
+        description="Every HTTPS listener makes browsers keep to HTTPS: it sends "
+        "Strict-Transport-Security with a max-age of at least a year.",
+        practice=c.MUTUAL_TLS_ONLY,
+        safeguard=c.TRANSMISSION_SECURITY,
+        severity=Severity.MEDIUM,
+        remediation="Set routing_http_response_strict_transport_security_header_value on the "
+        "HTTPS aws.lb.Listener to 'max-age=31536000; includeSubDomains' (max-age of at least "
+        "minMaxAgeSeconds).",
+        subjects=(LISTENER,),
+        settings=(
+            Setting(
+                "minMaxAgeSeconds",
+                "Smallest HSTS max-age accepted, in seconds (a year by default)",
+                HSTS_MIN_MAX_AGE,
+                {"type": "integer"},
+            ),
+        ),
+    )
+)
+def require_hsts(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
+    if resource.props.get("protocol") != "HTTPS":
+        return  # HTTPS listeners exist on ALBs only; the HTTP ones may only redirect
+    value = resource.props.get("routingHttpResponseStrictTransportSecurityHeaderValue")
+    age = _hsts_max_age(value)
+    minimum = int(config["minMaxAgeSeconds"])
+    if age is None or age < minimum:
+        yield (
+            f"{_listener_label(resource)}: routingHttpResponseStrictTransportSecurityHeaderValue "
+            f"is {value!r}; it must send HSTS with max-age of at least {minimum}"
+        )
 
 
 # --- load balancers -----------------------------------------------------------------------------
@@ -319,7 +487,7 @@ def require_access_logs(resource: ResourceLike, config: Mapping[str, Any]) -> It
         id="aws-lb-load-balancer-require-deletion-protection",
         description="Every load balancer is protected from deletion, so the front door is never "
         "removed (or replaced by a weaker one) by accident.",
-        practice=c.MUTUAL_TLS_ONLY,
+        practice=c.BACKUP_AND_DR,
         safeguard=c.EMERGENCY_MODE,
         severity=Severity.LOW,
         remediation="Set enable_deletion_protection=True on the aws.lb.LoadBalancer.",
@@ -341,9 +509,15 @@ def _containers(resource: ResourceLike) -> list[Mapping[str, Any]]:
 
 
 def _is_root(user: Any) -> bool:
-    if not user:
-        return True  # the image's USER, root unless proven otherwise
-    return str(user).split(":", 1)[0].strip().lower() in _ROOT_USERS
+    """Whether a container's ``user`` (``uid``, ``uid:gid``, ``name[:group]``) is root: no user
+    (the image's USER, root unless proven otherwise), the name root, or uid 0 however written
+    (``0``, ``00``, ``0:1000``)."""
+    if user is None or isinstance(user, bool):
+        return True
+    uid = str(user).split(":", 1)[0].strip()
+    if not uid or uid.lower() == "root":
+        return True
+    return uid.isdigit() and int(uid) == 0
 
 
 def _plaintext_secrets(container: Mapping[str, Any]) -> list[str]:
@@ -404,6 +578,65 @@ def task_definition_hardened(resource: ResourceLike, config: Mapping[str, Any]) 
         )
         for problem in _plaintext_secrets(container):
             yield f"{title}: {problem}; pass it through `secrets` (valueFrom Secrets Manager)"
+
+
+def _image_problem(image: Any, registries: list[str]) -> str | None:
+    """Why a container image is not trusted: outside ECR (and the listed registries), or not
+    pinned by a tag other than ``latest`` or by a digest."""
+    text = str(image or "").strip()
+    if not text:
+        return "has no image"
+    if not (_ECR_IMAGE.match(text) or any(text.startswith(r) for r in registries if r)):
+        return (
+            f"image {text!r} must come from ECR (<account>.dkr.ecr.<region>.amazonaws.com/...) "
+            "or a registry in allowedImageRegistries"
+        )
+    if "@" in text:
+        if not _DIGEST.search(text):
+            return f"image {text!r} must be pinned by a sha256 digest"
+        return None
+    last = text.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else ""
+    if not tag or tag.lower() == "latest":
+        return f"image {text!r} must be pinned by a tag other than latest, or by a digest"
+    return None
+
+
+@resource_policy(
+    Meta(
+        id="aws-ecs-task-definition-trusted-image",
+        description="Every container runs an image from the account's ECR registries (or a "
+        "listed registry), pinned by a tag other than latest or by a digest.",
+        practice=c.SECURE_COMPUTE,
+        safeguard=c.INTEGRITY,
+        severity=Severity.HIGH,
+        remediation="Set image in each container definition to "
+        "<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<version> (the stack's immutable, "
+        "scanned aws.ecr.Repository) or <...>@sha256:<digest>; never a public registry or the "
+        "tag latest. A registry outside ECR only when listed in allowedImageRegistries.",
+        subjects=(TASK_DEFINITION,),
+        settings=(
+            Setting(
+                "allowedImageRegistries",
+                "Image prefixes outside ECR that containers may run (e.g. a private registry "
+                "with the same scanning and immutability the risk analysis accepted)",
+                [],
+                {"type": "array", "items": {"type": "string"}},
+            ),
+        ),
+    )
+)
+def trusted_image(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
+    try:
+        containers = _containers(resource)
+    except json.JSONDecodeError as exc:
+        yield f"containerDefinitions is not valid JSON: {exc}"
+        return
+    registries = [str(r) for r in items(config["allowedImageRegistries"])]
+    for container in containers:
+        problem = _image_problem(container.get("image"), registries)
+        if problem:
+            yield f"container {container.get('name', '?')}: {problem}"
 
 
 @resource_policy(
@@ -509,11 +742,13 @@ POLICIES = (
     require_tls13,
     require_mtls_verify,
     no_plaintext,
+    require_hsts,
     lb_internal,
     drop_invalid_headers,
     require_access_logs,
     require_deletion_protection,
     task_definition_hardened,
+    trusted_image,
     ecs_service_private,
     ecr_repository,
     secret_require_cmk,

@@ -13,6 +13,7 @@ Pack configuration has the format of ``pulumi preview --policy-pack-config FILE`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +182,8 @@ def _check_schema(where: str, value: Any, schema: Mapping[str, Any]) -> None:
             ok = float(value).is_integer()
         if not ok:
             raise PackConfigError(f"{where}: expected {kind}, got {value!r}")
+    if "pattern" in schema and not re.search(schema["pattern"], str(value)):
+        raise PackConfigError(f"{where}: {value!r} does not match {schema['pattern']}")
     if "enum" in schema and value not in schema["enum"]:
         raise PackConfigError(f"{where}: {value!r} is not one of {schema['enum']}")
     if "minimum" in schema and value < schema["minimum"]:

@@ -541,18 +541,55 @@ def denials(policy: Any, service: str, actions: Iterable[str] = ()) -> list[Stat
     ]
 
 
-def denies_insecure_transport(policy: Any, service: str, actions: Iterable[str] = ()) -> bool:
+def covers(patterns: Sequence[str], arn: str) -> bool:
+    """Whether a statement's Resource patterns (``*``/``?`` wildcards) cover an ARN."""
+    from fnmatch import fnmatchcase
+
+    return any(p == "*" or fnmatchcase(arn, p) for p in patterns)
+
+
+# Operators under which aws:SecureTransport "false" names exactly the requests made without TLS
+# (BoolIfExists also denies a request lacking the key, which only widens the deny).
+_TRANSPORT_OPERATORS = ("Bool", "BoolIfExists")
+
+
+def sole_condition(statement: Statement) -> tuple[str, str, list[str]] | None:
+    """The statement's only condition (operator, key in lower case, values), or None when it has
+    none or several: a Deny whose conditions are ANDed with another test applies more narrowly."""
+    if not isinstance(statement.condition, Mapping):
+        return None
+    found = statement.conditions()
+    if len(found) != 1 or len(statement.condition) != 1:
+        return None
+    return found[0]
+
+
+def denies_insecure_transport(
+    policy: Any, service: str, actions: Iterable[str] = (), resources: Iterable[str] = ()
+) -> bool:
     """Whether a resource policy denies everyone the service's actions (or all, or one of
-    ``actions``) when the request is not made over TLS: aws:SecureTransport "false" under a
-    positive operator (``Bool``; a negated one, such as ``StringNotEquals``, denies TLS instead)."""
-    return any(
-        key == "aws:securetransport"
-        and "Not" not in operator
-        and not operator.startswith("Null")
-        and "false" in [v.lower() for v in values]
-        for s in denials(policy, service, actions)
-        for operator, key, values in s.conditions()
-    )
+    ``actions``) whenever the request is not made over TLS.
+
+    The deny counts only when its one condition is aws:SecureTransport "false" under ``Bool`` (or
+    ``BoolIfExists``): any other condition beside it (``StringEquals aws:SourceVpce``, ``Null
+    aws:SecureTransport "true"``) is ANDed with it and narrows (or voids) the deny; a negated
+    operator denies TLS instead. With ``resources``, the deny's Resource must also cover every one
+    of these ARNs (``*`` does).
+    """
+    required = list(resources)
+    for s in denials(policy, service, actions):
+        condition = sole_condition(s)
+        if condition is None:
+            continue
+        operator, key, values = condition
+        if (
+            key == "aws:securetransport"
+            and operator in _TRANSPORT_OPERATORS
+            and "false" in [v.lower() for v in values]
+            and all(covers(s.resources, arn) for arn in required)
+        ):
+            return True
+    return False
 
 
 def messages(*checks: tuple[bool, str]) -> Iterator[str]:
@@ -582,6 +619,11 @@ SECRET_WORDS = frozenset(
         "CREDS",
         "APIKEY",
         "PRIVATEKEY",
+        # An authentication value (PARTNER_AUTH, BASIC_AUTH), an HMAC secret. PRIVATE alone is
+        # not a credential's name (PRIVATE_DNS, PRIVATE_SUBNET): PRIVATE KEY is, as a pair.
+        "AUTH",
+        "HMAC",
+        "PASSCODE",
     }
 )
 SECRET_PAIRS = frozenset(
@@ -600,7 +642,8 @@ SECRET_PAIRS = frozenset(
 # ...or containing one of these, however it is written (DBPASSWORD, myApiKey), or ending in KEY
 # (TLS_KEY, KEY)...
 SECRET_NAME = re.compile(
-    r"SECRET|PASSWORD|PASSWD|PASSPHRASE|TOKEN|CREDENTIAL|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY",
+    r"SECRET|PASSWORD|PASSWD|PASSPHRASE|PASSCODE|TOKEN|CREDENTIAL|HMAC|PRIVATE_?KEY|API_?KEY"
+    r"|ACCESS_?KEY",
     re.IGNORECASE,
 )
 # ...unless its last word says it holds a reference or a property of the credential, not the
@@ -630,10 +673,29 @@ REFERENCE_SUFFIXES = frozenset(
         "LENGTH",
         "TYPE",
         "FORMAT",
+        # Properties of how one authenticates, not the credential: PARTNER_AUTH_MODE=iam.
+        "MODE",
+        "METHOD",
+        "SCHEME",
+        "PROVIDER",
+        "ALGORITHM",
+        "ENABLED",
+        "ISSUER",
+        "AUDIENCE",
+        "REALM",
+        "SCOPE",
+        "SCOPES",
     }
 )
-# Values that are references to a store of secrets, whatever the variable's name.
-REFERENCE_VALUE = re.compile(r"^(?:arn:|alias/|/aws/reference/secretsmanager/)")
+# Values that are references to a store of secrets, whatever the variable's name: a well-formed
+# ARN (arn:partition:service:region:account:resource; an S3 ARN alone names no region or account,
+# every other service names its 12-digit account), a KMS alias, or a Secrets Manager reference
+# through SSM. A value merely starting with "arn:" (arn:aws:secretsmanager:hunter2) is a literal.
+REFERENCE_VALUE = re.compile(
+    r"^(?:arn:aws(?:-[a-z]+)*:(?:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/\S*)?"
+    r"|[a-z0-9-]+:(?:[a-z]{2}(?:-[a-z]+)+-\d)?:\d{12}:\S+)$"
+    r"|alias/|/aws/reference/secretsmanager/)"
+)
 # Values that are credentials, whatever the variable's name: (kind, pattern). A message names the
 # kind, never the value.
 SECRET_VALUES: tuple[tuple[str, re.Pattern[str]], ...] = (

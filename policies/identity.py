@@ -23,6 +23,7 @@ from policies.framework import (
     grants,
     items,
     label,
+    parse_arn,
     resource_policy,
     stack_policy,
     statements,
@@ -54,6 +55,7 @@ LONG_LIVED_CREDENTIALS = (
 )
 METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TOPIC = "aws:sns/topic:Topic"
 
 HUMAN_SESSION_SECONDS = 3600  # 45 CFR 164.312(a)(2)(iii): a human session ends within the hour
 # REFEDS MFA Profile: the eduPersonAssurance value an IdP releases only after a second factor.
@@ -72,10 +74,13 @@ PINNING_OPERATORS = ("StringEquals", "StringLike", "ArnEquals", "ArnLike")
 SOURCE_KEYS = ("aws:sourceaccount", "aws:sourcearn", "aws:sourceorgid", "aws:sourceorgpaths")
 SOURCE_OPERATORS = (*PINNING_OPERATORS, "ForAnyValue:StringEquals", "ForAnyValue:StringLike")
 
-# What no role may be granted, whatever the resource: destroying archived data or its index,
-# bypassing, shortening or reconfiguring Object Lock, letting data go through the bucket's policy,
-# versioning, lifecycle or replication, or making the key that encrypts it unusable. Concrete
-# actions: a grant written as a pattern (s3:*, s3:Delete*, kms:*) is matched against them.
+# What no role may be granted, whatever the resource: destroying archived data, its index or its
+# backups, bypassing, shortening or reconfiguring Object Lock, letting data go through the bucket's
+# policy, public access block, encryption, versioning, lifecycle or replication, making the key that
+# encrypts it unusable or handing it out (a grant), or blinding the audit trail (stopping or
+# reconfiguring the trail, deleting or shortening its logs, their SIEM subscription and stream, the
+# flow logs). Concrete actions: a grant written as a pattern (s3:*, logs:Delete*, kms:*) is matched
+# against them.
 DESTRUCTIVE_ACTIONS = (
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
@@ -94,12 +99,37 @@ DESTRUCTIVE_ACTIONS = (
     "kms:DisableKey",
     "kms:DeleteImportedKeyMaterial",
     "kms:PutKeyPolicy",
+    "kms:CreateGrant",  # unless only for AWS resources: see GRANT_FOR_AWS_RESOURCE
+    "s3:PutBucketPublicAccessBlock",
+    "s3:DeletePublicAccessBlock",
+    "s3:PutEncryptionConfiguration",
     "dynamodb:DeleteTable",
     "dynamodb:UpdateContinuousBackups",
     "backup:DeleteBackupVault",
     "backup:DeleteRecoveryPoint",
     "backup:DeleteBackupVaultLockConfiguration",
+    "backup:DeleteBackupPlan",
+    "backup:DeleteBackupSelection",
+    "backup:UpdateBackupPlan",
+    "cloudtrail:StopLogging",
+    "cloudtrail:DeleteTrail",
+    "cloudtrail:UpdateTrail",
+    "cloudtrail:PutEventSelectors",
+    "logs:DeleteLogGroup",
+    "logs:DeleteLogStream",
+    "logs:DeleteSubscriptionFilter",
+    "logs:PutRetentionPolicy",
+    "logs:DeleteRetentionPolicy",
+    "firehose:DeleteDeliveryStream",
+    "firehose:UpdateDestination",
+    "ec2:DeleteFlowLogs",
 )
+# kms:CreateGrant lets the grantee use the key as the role may. Conditioned on Bool
+# kms:GrantIsForAWSResource "true", only an AWS service integrated with KMS (EBS, RDS, AWS Backup
+# copying an encrypted recovery point) can create the grant, for a resource it manages on the
+# role's request: that is how AWS documents service-role access (AWSBackupServiceRolePolicyFor-
+# Backup does exactly this) and is admitted. No identity policy of the default stack grants it.
+GRANT_FOR_AWS_RESOURCE = ("kms:CreateGrant",)
 # Actions with which a role grants itself (or a principal it makes) more than it was given.
 ESCALATION_ACTIONS = (
     "iam:AddUserToGroup",
@@ -121,6 +151,22 @@ ESCALATION_ACTIONS = (
     "iam:SetDefaultPolicyVersion",
     "iam:UpdateAssumeRolePolicy",
     "iam:UpdateLoginProfile",
+    "iam:CreateServiceLinkedRole",
+    # Running code as another role: changing a function's code or configuration, creating a
+    # function or task, starting instances or stacks (each runs with the role it is given), or
+    # commanding instances and containers that already run as one.
+    "lambda:CreateFunction",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+    "lambda:AddPermission",
+    "ecs:RegisterTaskDefinition",
+    "ecs:RunTask",
+    "ecs:UpdateService",
+    "ssm:SendCommand",
+    "ssm:StartSession",
+    "ec2:RunInstances",
+    "cloudformation:CreateStack",
+    "glue:CreateDevEndpoint",
 )
 # Allowed only on named resources: passing or assuming "any role" reaches every role's power.
 NAMED_RESOURCE_ACTIONS = ("iam:PassRole", "sts:AssumeRole")
@@ -441,22 +487,40 @@ def no_wildcard_actions(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
                 yield resource, f"{title}: statement {sid} allows everything but its NotAction"
 
 
+def _only_for_aws_resources(statement: Statement) -> bool:
+    """Whether a statement's kms:CreateGrant is limited to grants AWS services create for the
+    resources they manage (Bool kms:GrantIsForAWSResource "true")."""
+    return any(
+        operator == "Bool"
+        and key == "kms:grantisforawsresource"
+        and bool(values)
+        and all(v.lower() == "true" for v in values)
+        for operator, key, values in statement.conditions()
+    )
+
+
 @stack_policy(
     Meta(
         id="aws-iam-role-no-delete-or-lock-bypass",
-        description="No role may delete archived data, bypass or change its Object Lock, or "
-        "disable the key that encrypts it.",
+        description="No role may destroy, unlock or blind: delete archived data, its index or "
+        "backups, bypass or change its Object Lock, open or re-key its buckets, disable or hand "
+        "out the key that encrypts it, or stop, reconfigure or delete the audit trail and logs.",
         practice=c.IMMUTABLE_ARCHIVE,
         safeguard=c.INTEGRITY,
         severity=Severity.CRITICAL,
         remediation="Remove the destructive actions (s3:DeleteObject*, s3:DeleteBucket*, "
         "s3:BypassGovernanceRetention, s3:PutObjectRetention, s3:PutObjectLegalHold, "
         "s3:PutBucketObjectLockConfiguration, s3:PutBucketPolicy, s3:PutBucketVersioning, "
-        "s3:PutLifecycleConfiguration, s3:PutReplicationConfiguration, kms:ScheduleKeyDeletion, "
-        "kms:DisableKey, kms:PutKeyPolicy, dynamodb:DeleteTable, backup:Delete*) and any pattern "
-        "covering them (s3:*, s3:Delete*) from the role's aws.iam.RolePolicy, inline_policies "
-        "and attached aws.iam.Policy. Objects leave the inbox by lifecycle expiration; the "
-        "archive by its retention, never by a role.",
+        "s3:PutLifecycleConfiguration, s3:PutReplicationConfiguration, "
+        "s3:PutBucketPublicAccessBlock, s3:PutEncryptionConfiguration, kms:ScheduleKeyDeletion, "
+        "kms:DisableKey, kms:PutKeyPolicy, dynamodb:DeleteTable, backup:Delete*, "
+        "backup:UpdateBackupPlan, cloudtrail:StopLogging/DeleteTrail/UpdateTrail/"
+        "PutEventSelectors, logs:Delete*, logs:PutRetentionPolicy, firehose:DeleteDeliveryStream, "
+        "firehose:UpdateDestination, ec2:DeleteFlowLogs) and any pattern covering them (s3:*, "
+        "s3:Delete*) from the role's aws.iam.RolePolicy, inline_policies and attached "
+        "aws.iam.Policy; grant kms:CreateGrant only with Bool kms:GrantIsForAWSResource 'true'. "
+        "Objects leave the inbox by lifecycle expiration; the archive by its retention, never by "
+        "a role.",
         subjects=(ROLE,),
     )
 )
@@ -464,7 +528,12 @@ def no_delete_or_lock_bypass(stack: Stack, config: Mapping[str, Any]) -> Iterato
     for role in stack.of_type(ROLE):
         for title, doc in _role_documents(stack, role):
             for s in statements(doc):
-                granted = [a for a in DESTRUCTIVE_ACTIONS if grants(s, a)]
+                granted = [
+                    a
+                    for a in DESTRUCTIVE_ACTIONS
+                    if grants(s, a)
+                    and not (a in GRANT_FOR_AWS_RESOURCE and _only_for_aws_resources(s))
+                ]
                 if granted:
                     yield (
                         role,
@@ -488,41 +557,87 @@ def _admin_policy(arn: str) -> bool:
     )
 
 
-@resource_policy(
+# The AWS-managed policies the default stack attaches (AWS Backup's service role, the Lambda
+# functions' VPC access): narrow service-role policies, each reviewed.
+DEFAULT_MANAGED_POLICY_ARNS = [
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+    "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+]
+
+
+@stack_policy(
     Meta(
         id="aws-iam-no-admin-policy-attachments",
-        description="No principal is given an administrator, power-user or full-access "
-        "AWS-managed policy.",
+        description="Principals are given only managed policies of the stack or the reviewed "
+        "AWS-managed policies of allowedManagedPolicyArns: never administration, power-user, "
+        "full-access or any other policy managed outside the stack.",
         practice=c.LEAST_PRIVILEGE,
         safeguard=c.ACCESS_AUTHORIZATION,
         severity=Severity.CRITICAL,
         remediation="Remove the aws.iam.RolePolicyAttachment (or PolicyAttachment, "
-        "UserPolicyAttachment, GroupPolicyAttachment, or the Role's managed_policy_arns entry) of "
-        "AdministratorAccess, PowerUserAccess, IAMFullAccess or any *FullAccess policy; grant the "
-        "exact actions in an aws.iam.RolePolicy instead. Narrow service-role policies (e.g. "
-        "AWSBackupServiceRolePolicyForBackup) are fine; allowedManagedPolicyArns admits others.",
+        "UserPolicyAttachment, GroupPolicyAttachment) of any policy that is neither an "
+        "aws.iam.Policy of the stack nor listed in allowedManagedPolicyArns (by default the "
+        "AWS Backup service-role policies and AWSLambdaVPCAccessExecutionRole), and grant the "
+        "exact actions in an aws.iam.RolePolicy instead. Attach managed policies with "
+        "aws.iam.RolePolicyAttachment, not the aws.iam.Role's deprecated managed_policy_arns. "
+        "Never list AdministratorAccess, PowerUserAccess, IAMFullAccess or *FullAccess.",
         subjects=(*ATTACHMENTS, ROLE),
         settings=(
             Setting(
                 "allowedManagedPolicyArns",
-                "AWS-managed policy ARNs admitted although their name marks full access",
-                [],
+                "AWS-managed policy ARNs principals may be given (the default is exactly those "
+                "the default stack attaches)",
+                DEFAULT_MANAGED_POLICY_ARNS,
                 {"type": "array", "items": {"type": "string"}},
             ),
         ),
     )
 )
-def no_admin_attachments(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
-    allowed = set(config["allowedManagedPolicyArns"])
-    if resource.resource_type == ROLE:
-        arns = [str(a) for a in items(resource.props.get("managedPolicyArns"))]
-        title = label(resource, "role")
-    else:
-        arns = [str(resource.props.get("policyArn") or "")]
-        title = f"attachment {resource.name}"
-    for arn in arns:
-        if arn not in allowed and _admin_policy(arn):
-            yield f"{title} grants {arn}: attach least-privilege policies, never administration"
+def no_admin_attachments(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    allowed = {str(a) for a in items(config["allowedManagedPolicyArns"])}
+    policies = stack.of_type(POLICY)
+    subjects: list[tuple[Any, str, str, list[str]]] = [
+        (
+            role,
+            label(role, "role"),
+            "managedPolicyArns",
+            [str(a) for a in items(role.props.get("managedPolicyArns"))],
+        )
+        for role in stack.of_type(ROLE)
+    ]
+    subjects += [
+        (a, f"attachment {a.name}", "policyArn", [str(a.props.get("policyArn") or "")])
+        for a in stack.of_type(*ATTACHMENTS)
+    ]
+    for resource, title, prop, arns in subjects:
+        # An attachment's policyArn computed from a policy of the stack (a dependency) names it.
+        declared = prop == "policyArn" and any(
+            stack.refers(resource, prop, p, "arn", "name") for p in policies
+        )
+        for arn in arns:
+            if arn in allowed:
+                continue
+            if re.match(r"^arn:aws[a-z-]*:iam::aws:policy/", arn):
+                grave = "administration" if _admin_policy(arn) else "an AWS-managed policy"
+                yield (
+                    resource,
+                    f"{title} grants {arn}: {grave} not listed in allowedManagedPolicyArns; "
+                    "attach least-privilege policies of the stack",
+                )
+            elif not declared and not any(_names_policy(arn, p) for p in policies):
+                yield (
+                    resource,
+                    f"{title} grants {arn or 'no policy'}: a managed policy must be an "
+                    "aws.iam.Policy of the stack or listed in allowedManagedPolicyArns",
+                )
+
+
+def _names_policy(arn: str, policy: Any) -> bool:
+    """Whether a policy ARN names a managed policy of the stack (by its ARN or its name)."""
+    own = policy.props.get("arn")
+    name = policy.props.get("name")
+    return (bool(own) and arn == own) or (bool(name) and arn.endswith(f"/{name}"))
 
 
 @resource_policy(
@@ -585,6 +700,107 @@ def no_privilege_escalation(stack: Stack, config: Mapping[str, Any]) -> Iterator
                 )
 
 
+# Actions that read or write data (objects, keys' plaintext, secrets, items, messages): granted only
+# on named buckets, keys, secrets, tables and queues. A pattern grant (s3:Get*) is matched too.
+DATA_ACTIONS = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectVersionAttributes",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+    "s3:RestoreObject",
+    "s3:ReplicateObject",
+    "kms:Decrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "secretsmanager:GetSecretValue",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:PartiQLSelect",
+    "dynamodb:PartiQLInsert",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "sqs:ReceiveMessage",
+    "sqs:SendMessage",
+)
+_WILD = re.compile(r"[*?]")
+# A secret's ARN ends in '-' and six random characters, which a policy may write as '-??????'.
+_SECRET_SUFFIX = re.compile(r"-\?{6}$")
+
+
+def _names_data(resource: str, services: set[str]) -> bool:
+    """Whether an ARN (pattern) names which bucket, key, secret, table or queue the data actions of
+    ``services`` reach: no wildcard in its partition, service, region or account, nor in the
+    bucket name, the key id, the secret name (but a '-??????' suffix), the table name or the queue
+    name. What follows a named bucket or table (objects: ``bucket/*``, ``table/t/index/*``) may be
+    a pattern. An ARN of another service is not one these actions reach."""
+    arn = parse_arn(resource)
+    if arn is None:
+        return _WILD.search(resource) is None  # "*", or not an ARN at all
+    if _WILD.search(arn.partition + arn.service + arn.region + arn.account):
+        return False
+    if arn.service not in services:
+        return True
+    name = arn.resource
+    parts = name.split("/")
+    if arn.service == "s3":
+        # bucket/key, or accesspoint/<name>/object/key (an access point's objects)
+        name = "/".join(parts[:2]) if parts[0] in ("accesspoint", "outpost") else parts[0]
+    elif arn.service == "dynamodb":
+        name = "/".join(parts[:2]) if parts[0] == "table" and len(parts) > 1 else name
+    elif arn.service == "secretsmanager":
+        name = _SECRET_SUFFIX.sub("", name)
+    return bool(name) and _WILD.search(name) is None
+
+
+@stack_policy(
+    Meta(
+        id="aws-iam-no-wildcard-data-access",
+        description="No identity policy reads or writes data (objects, secrets, items, messages, "
+        "keys' plaintext) on a wildcard resource: every bucket, key, secret, table and queue "
+        "is named.",
+        practice=c.LEAST_PRIVILEGE,
+        safeguard=c.ACCESS_AUTHORIZATION,
+        severity=Severity.HIGH,
+        remediation="In aws.iam.RolePolicy, aws.iam.Policy and the aws.iam.Role's "
+        "inline_policies, give s3 object actions the named bucket's objects "
+        "(arn:aws:s3:::<bucket>/* or a prefix), kms:Decrypt/GenerateDataKey*/ReEncrypt* the key "
+        "ARNs (arn:aws:kms:<region>:<account>:key/<id>), secretsmanager:GetSecretValue the secret "
+        "ARNs, dynamodb item actions the table ARNs and sqs:SendMessage/ReceiveMessage the queue "
+        "ARNs: never Resource '*' or a wildcard in the bucket, key, secret, table or queue name.",
+        subjects=(ROLE_POLICY, POLICY, ROLE, USER_POLICY, GROUP_POLICY),
+    )
+)
+def no_wildcard_data_access(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    for resource, title, doc in _documents(stack):
+        for s in statements(doc):
+            granted = [a for a in DATA_ACTIONS if grants(s, a)]
+            if not granted:
+                continue
+            services = {a.split(":", 1)[0] for a in granted}
+            # No Resource: NotResource, everything but a list.
+            wide = [r for r in s.resources if not _names_data(r, services)]
+            if wide or not s.resources:
+                yield (
+                    resource,
+                    f"{title}: statement {s.sid or '(no Sid)'} allows {', '.join(granted)} on "
+                    f"{', '.join(wide) or 'everything but its NotResource'}: name the bucket, "
+                    "key, secret, table or queue",
+                )
+
+
 def _names_role(text: str, role: ResourceLike) -> bool:
     path = str(role.props.get("path") or "/")
     name = str(role.props.get("name") or role.name)
@@ -592,7 +808,7 @@ def _names_role(text: str, role: ResourceLike) -> bool:
 
 
 def _alarmed(stack: Stack, metric_filter: Any) -> bool:
-    """Whether a metric filter's metric has an alarm that notifies someone."""
+    """Whether a metric filter's metric has an alarm that notifies an SNS topic of the stack."""
     transformations = items(metric_filter.props.get("metricTransformation"))
     metrics = {(get(t, "namespace"), get(t, "name")) for t in transformations}
     for alarm in stack.of_type(METRIC_ALARM):
@@ -604,11 +820,19 @@ def _alarmed(stack: Stack, metric_filter: Any) -> bool:
         enabled = alarm.props.get("actionsEnabled")
         if (
             metrics & watched
-            and items(alarm.props.get("alarmActions"))
             and (enabled is None or truthy(enabled))
+            and any(
+                stack.refers(alarm, "alarmActions", t, "arn", "name") for t in stack.of_type(TOPIC)
+            )
         ):
             return True
     return False
+
+
+def _break_glass(role: Any, duties: set[str], suffixes: tuple[str, ...]) -> bool:
+    """A role for emergencies: its `duty` tag says so, or its name (or logical name) does."""
+    names = [str(role.props.get("name") or ""), str(role.name)]
+    return tag(role, "duty") in duties or any(n.endswith(suffixes) for n in names if n)
 
 
 @stack_policy(
@@ -620,7 +844,9 @@ def _alarmed(stack: Stack, metric_filter: Any) -> bool:
         severity=Severity.HIGH,
         remediation="Declare an aws.cloudwatch.LogMetricFilter on the CloudTrail log group whose "
         "pattern matches the STS AssumeRole* events with requestParameters.roleArn the role's ARN, "
-        "and an aws.cloudwatch.MetricAlarm on its metric with alarm_actions (the security topic). "
+        "and an aws.cloudwatch.MetricAlarm on its metric with alarm_actions an aws.sns.Topic of "
+        "the stack (the security topic). A role is for emergencies when its duty tag is one of "
+        "breakGlassDuties or its name ends with one of breakGlassNameSuffixes. "
         "A metric filter on the multi-region trail sees every regional STS endpoint; an "
         "EventBridge rule sees only its own region and does not replace it.",
         subjects=(ROLE,),
@@ -631,14 +857,22 @@ def _alarmed(stack: Stack, metric_filter: Any) -> bool:
                 ["break-glass"],
                 {"type": "array", "items": {"type": "string"}},
             ),
+            Setting(
+                "breakGlassNameSuffixes",
+                "Endings of a role's name (or logical name) that mark an emergency-access role, "
+                "whatever its tags",
+                ["-break-glass"],
+                {"type": "array", "items": {"type": "string"}},
+            ),
         ),
     )
 )
 def break_glass_alarmed(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
-    duties = set(config["breakGlassDuties"])
+    duties = {str(d) for d in items(config["breakGlassDuties"])}
+    suffixes = tuple(str(x) for x in items(config["breakGlassNameSuffixes"]) if x)
     filters = stack.of_type(METRIC_FILTER)
     for role in stack.of_type(ROLE):
-        if tag(role, "duty") not in duties:
+        if not _break_glass(role, duties, suffixes):
             continue
         watching = [f for f in filters if _names_role(str(f.props.get("pattern") or ""), role)]
         if not watching:
@@ -651,7 +885,7 @@ def break_glass_alarmed(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
             yield (
                 role,
                 f"{label(role, 'role')}: the metric filter matching its assumption must have an "
-                "alarm with alarm actions",
+                "alarm with actions enabled notifying an SNS topic of the stack",
             )
 
 
@@ -666,5 +900,6 @@ POLICIES = (
     no_admin_attachments,
     no_users_or_access_keys,
     no_privilege_escalation,
+    no_wildcard_data_access,
     break_glass_alarmed,
 )

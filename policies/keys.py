@@ -351,10 +351,34 @@ def require_deletion_window(resource: ResourceLike, config: Mapping[str, Any]) -
         )
 
 
+@resource_policy(
+    Meta(
+        id="aws-kms-key-require-enabled",
+        description="Every KMS key of the stack stays enabled: a disabled key makes everything it "
+        "encrypts unreadable.",
+        practice=c.ENCRYPT_WITH_CUSTOMER_KEYS,
+        safeguard=c.DATA_BACKUP_PLAN,
+        severity=Severity.HIGH,
+        remediation="Leave is_enabled unset (or True) on the aws.kms.Key and enabled unset (or "
+        "True) on the aws.kms.ReplicaKey: disabling the archive key makes every archived image, "
+        "replica and recovery point it encrypts unreadable until it is enabled again. Retire a "
+        "key by removing its users first, then scheduling its deletion.",
+        subjects=KEYS,
+    )
+)
+def require_enabled(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
+    prop = "enabled" if resource.resource_type == REPLICA_KEY else "isEnabled"
+    value = resource.props.get(prop)
+    # Unset means enabled (AWS's default); the provider passes booleans, or strings.
+    if value is not None and value != "" and not truthy(value):
+        yield f"{_label(resource)} is disabled: {prop} must be true (or unset)"
+
+
 POLICIES = (
     require_rotation,
     no_open_principal,
     no_wildcard_actions,
     require_explicit_policy,
     require_deletion_window,
+    require_enabled,
 )

@@ -1,5 +1,7 @@
-"""Network: a private VPC with flow logs, no path to or from the internet, closed default security
-group, no public addresses, and VPC endpoints whose policies admit only the account's principals."""
+"""Network: a private VPC with flow logs kept in the stack, no path to or from the internet (no
+gateway, no default route), ingress only from private or listed networks, closed default security
+group, no public addresses, and VPC endpoints whose policies name exact actions and pin fixed
+accounts."""
 
 from __future__ import annotations
 
@@ -46,12 +48,26 @@ EGRESS_ONLY_GATEWAY = "aws:ec2/egressOnlyInternetGateway:EgressOnlyInternetGatew
 NAT_GATEWAY = "aws:ec2/natGateway:NatGateway"
 ROUTE = "aws:ec2/route:Route"
 ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+DEFAULT_ROUTE_TABLE = "aws:ec2/defaultRouteTable:DefaultRouteTable"
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
+PREFIX_LIST_ENTRY = "aws:ec2/managedPrefixListEntry:ManagedPrefixListEntry"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
+FIREHOSE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 
 # A rule broader than these admits (a good part of) the internet: the kit's own client networks
 # are /8 or longer (infra config refuses wider ones); no partner network is wider than the
 # smallest IPv6 allocation a regional registry hands an ISP.
 MIN_IPV4_PREFIX = 8
 MIN_IPV6_PREFIX = 32
+# Ranges that are not routed on the internet: RFC 1918, the RFC 6598 shared address space (carrier
+# NAT, often a hospital's VPN pool) and IPv6 unique local addresses (RFC 4193). Ingress from any
+# other range comes from the internet unless the risk analysis listed it (allowedPublicCidrs).
+PRIVATE_RANGES = tuple(
+    ipaddress.ip_network(n)
+    for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
 
 # Conditions that tie the caller of an endpoint to an account or organization. (aws:SourceVpc and
 # aws:SourceVpce are always true through the endpoint itself, so they scope nothing here.)
@@ -73,20 +89,76 @@ def _vpcs_of(stack: Stack, resource: Any) -> list[Any]:
 # --- flow logs ----------------------------------------------------------------------------------
 
 
+def _log_group_name(value: str) -> str | None:
+    """The log group a CloudWatch Logs ARN names: ...:log-group:NAME[:*] -> NAME."""
+    if ":log-group:" not in value:
+        return None
+    name = value.split(":log-group:", 1)[1]
+    return name[: -len(":*")] if name.endswith(":*") else name
+
+
+def _destinations(stack: Stack) -> list[tuple[Any, set[str]]]:
+    """The stack's log groups, buckets and Firehose streams, each with the values naming it."""
+    found: list[tuple[Any, set[str]]] = []
+    for r in stack.of_type(LOG_GROUP, BUCKET, BUCKET_V2, FIREHOSE):
+        names = {str(r.props.get(k)) for k in ("name", "bucket", "arn") if r.props.get(k)}
+        found.append((r, names))
+    return found
+
+
+def _in_stack(stack: Stack, log: Any, prop: str) -> bool:
+    """Whether the flow log's destination argument ``prop`` names a log group, bucket or
+    Firehose stream of the stack (by property dependency, else by name or ARN)."""
+    value = log.props.get(prop)
+    deps = (getattr(log, "property_dependencies", None) or {}).get(prop)
+    if deps:
+        return any(d.resource_type in (LOG_GROUP, BUCKET, BUCKET_V2, FIREHOSE) for d in deps)
+    text = str(value)
+    candidates = {text}
+    group = _log_group_name(text)
+    if group:
+        candidates.add(group)
+    if text.startswith("arn:") and ":s3:::" in text:
+        candidates.add(text.split(":s3:::", 1)[1].split("/", 1)[0])  # the bucket of bucket/prefix
+    if ":deliverystream/" in text:
+        candidates.add(text.split(":deliverystream/", 1)[1])
+    return any(candidates & names for _, names in _destinations(stack))
+
+
+def _foreign_destinations(stack: Stack, log: Any) -> list[str]:
+    """The destination arguments of a flow log that name something not declared in the stack."""
+    return [
+        f"{prop} {log.props.get(prop)!r}"
+        for prop in ("logDestination", "logGroupName")
+        if log.props.get(prop) and not _in_stack(stack, log, prop)
+    ]
+
+
 @stack_policy(
     Meta(
         id="aws-ec2-vpc-require-flow-logs",
-        description="Every VPC records all of its traffic (accepted and rejected) in flow logs.",
+        description="Every VPC records all of its traffic (accepted and rejected) in a flow log "
+        "delivered to a log group, bucket or Firehose stream of the stack, and no flow log "
+        "delivers anywhere else.",
         practice=c.AUDIT_TO_SIEM,
         safeguard=c.AUDIT_CONTROLS,
         severity=Severity.HIGH,
         remediation="Declare aws.ec2.FlowLog with vpc_id the VPC, traffic_type 'ALL' and a "
-        "log_destination (the stack's encrypted flow-log group, with iam_role_arn for CloudWatch "
-        "Logs delivery).",
-        subjects=(VPC,),
+        "log_destination that is the stack's encrypted flow-log group (aws.cloudwatch.LogGroup, "
+        "with iam_role_arn for CloudWatch Logs delivery) or a bucket of the stack; remove any "
+        "flow log whose log_destination (or log_group_name) is not declared in the stack.",
+        subjects=(VPC, FLOW_LOG),
     )
 )
 def require_flow_logs(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    for log in stack.of_type(FLOW_LOG):
+        foreign = _foreign_destinations(stack, log)
+        if foreign:
+            yield (
+                log,
+                f"{label(log, 'flow log')}: {', '.join(foreign)} is not a log group, bucket or "
+                "Firehose stream of the stack; flow logs must be delivered only to the stack's",
+            )
     for vpc in stack.of_type(VPC):
         title = label(vpc, "VPC")
         logs = stack.attached(vpc, FLOW_LOG, "vpcId")
@@ -98,6 +170,7 @@ def require_flow_logs(stack: Stack, config: Mapping[str, Any]) -> Iterator[Findi
             for f in logs
             if f.props.get("trafficType") == "ALL"
             and (f.props.get("logDestination") or f.props.get("logGroupName"))
+            and not _foreign_destinations(stack, f)
             and (
                 f.props.get("logDestinationType") not in (None, "", "cloud-watch-logs")
                 or f.props.get("iamRoleArn")
@@ -106,8 +179,8 @@ def require_flow_logs(stack: Stack, config: Mapping[str, Any]) -> Iterator[Findi
         if not complete:
             yield (
                 vpc,
-                f"{title}: a flow log must record traffic_type ALL to a log_destination "
-                "(with iam_role_arn for CloudWatch Logs)",
+                f"{title}: a flow log must record traffic_type ALL to a log_destination declared "
+                "in the stack (with iam_role_arn for CloudWatch Logs)",
             )
 
 
@@ -121,6 +194,53 @@ def _routes_to_internet(route: Any, deps: Mapping[str, Any]) -> bool:
     if any(d.resource_type == INTERNET_GATEWAY for d in deps.get("gatewayId") or []):
         return True
     return bool(get(route, "egressOnlyGatewayId"))
+
+
+# Where a route sends its traffic (aws.ec2.Route and the inline routes of a route table).
+_ROUTE_TARGETS = (
+    "gatewayId",
+    "egressOnlyGatewayId",
+    "natGatewayId",
+    "transitGatewayId",
+    "vpcPeeringConnectionId",
+    "vpnGatewayId",
+    "networkInterfaceId",
+    "vpcEndpointId",
+    "carrierGatewayId",
+    "localGatewayId",
+    "coreNetworkArn",
+    "instanceId",
+)
+
+
+def _default_destination(route: Any, *keys: str) -> str | None:
+    """The destination of a route when it is the default route (0.0.0.0/0, ::/0) or a range as
+    broad as a good part of the internet (0.0.0.0/1 and 128.0.0.0/1 split the default route)."""
+    for key in keys:
+        value = get(route, key)
+        if value and _too_broad(value):
+            return str(value)
+    return None
+
+
+def _target(route: Any) -> str:
+    named = [f"{k} {get(route, k)}" for k in _ROUTE_TARGETS if get(route, k)]
+    return ", ".join(named) or "an unnamed target"
+
+
+def _default_routes(stack: Stack) -> Iterator[tuple[Any, str]]:
+    """Routes of 0.0.0.0/0 or ::/0 (or as broad), through whatever target."""
+    for route in stack.of_type(ROUTE):
+        where = _default_destination(
+            route.props, "destinationCidrBlock", "destinationIpv6CidrBlock"
+        )
+        if where:
+            yield route, f"route {route.name} of {where} through {_target(route.props)}"
+    for table in stack.of_type(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
+        for r in items(table.props.get("routes")):
+            where = _default_destination(r, "cidrBlock", "ipv6CidrBlock")
+            if where:
+                yield table, f"route table {table.name}: route of {where} through {_target(r)}"
 
 
 def _internet_paths(stack: Stack) -> Iterator[tuple[Any, str]]:
@@ -139,7 +259,7 @@ def _internet_paths(stack: Stack) -> Iterator[tuple[Any, str]]:
         deps = getattr(route, "property_dependencies", None) or {}
         if _routes_to_internet(route.props, deps):
             yield route, f"route {route.name} to an internet gateway"
-    for table in stack.of_type(ROUTE_TABLE):
+    for table in stack.of_type(ROUTE_TABLE, DEFAULT_ROUTE_TABLE):
         if any(_routes_to_internet(r, {}) for r in items(table.props.get("routes"))):
             yield table, f"route table {table.name} with a route to an internet gateway"
 
@@ -148,20 +268,33 @@ def _internet_paths(stack: Stack) -> Iterator[tuple[Any, str]]:
     Meta(
         id="aws-ec2-vpc-no-internet-gateway",
         description="No VPC has an internet gateway, egress-only internet gateway, public NAT "
-        "gateway or route to one.",
+        "gateway or route to one, nor a default route (0.0.0.0/0, ::/0) through any target.",
         practice=c.PRIVATE_NETWORK,
         safeguard=c.TRANSMISSION_SECURITY,
         severity=Severity.CRITICAL,
         remediation="Remove aws.ec2.InternetGateway, InternetGatewayAttachment, "
-        "EgressOnlyInternetGateway and NatGateway (or set connectivity_type 'private'), and any "
-        "route with gateway_id igw-* or egress_only_gateway_id; reach AWS services through VPC "
-        "endpoints and clients through VPN, Direct Connect or Transit Gateway.",
+        "EgressOnlyInternetGateway and NatGateway (or set connectivity_type 'private'), any "
+        "route with gateway_id igw-* or egress_only_gateway_id, and any aws.ec2.Route "
+        "(destination_cidr_block / destination_ipv6_cidr_block) or inline route of an "
+        "aws.ec2.RouteTable / DefaultRouteTable (cidr_block / ipv6_cidr_block) of 0.0.0.0/0 or "
+        "::/0, whatever its target (vpc_peering_connection_id, transit_gateway_id, "
+        "network_interface_id, ...): route the client and partner networks by name. Reach AWS "
+        "services through VPC endpoints and clients through VPN, Direct Connect or Transit "
+        "Gateway.",
         subjects=(VPC,),
         settings=(
             Setting(
                 "allowInternetGateway",
-                "Allow internet, egress-only internet and public NAT gateways (an internet-facing "
-                "edge that the risk analysis accepted)",
+                "Allow internet, egress-only internet and public NAT gateways and default routes "
+                "(an internet-facing edge that the risk analysis accepted)",
+                False,
+                {"type": "boolean"},
+            ),
+            Setting(
+                "allowDefaultRoutes",
+                "Allow default routes (0.0.0.0/0, ::/0) through targets that are not internet "
+                "gateways, e.g. a Transit Gateway to a central inspection VPC the risk analysis "
+                "accepted",
                 False,
                 {"type": "boolean"},
             ),
@@ -171,7 +304,11 @@ def _internet_paths(stack: Stack) -> Iterator[tuple[Any, str]]:
 def no_internet_gateway(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
     if config["allowInternetGateway"]:
         return
-    for resource, what in _internet_paths(stack):
+    found = list(_internet_paths(stack))
+    internet = {id(r) for r, _ in found}
+    if not config["allowDefaultRoutes"]:
+        found += [(r, what) for r, what in _default_routes(stack) if id(r) not in internet]
+    for resource, what in found:
         vpcs = _vpcs_of(stack, resource) if "vpcId" in resource.props else []
         for target in vpcs or [resource]:
             where = f"{label(target, 'VPC')}: " if target is not resource else ""
@@ -190,6 +327,46 @@ def _too_broad(cidr: Any) -> bool:
     return net.prefixlen < minimum
 
 
+def _within(net: ipaddress.IPv4Network | ipaddress.IPv6Network, ranges: Any) -> bool:
+    for entry in ranges:
+        try:
+            allowed = ipaddress.ip_network(str(entry).strip(), strict=False)
+        except ValueError:
+            continue
+        if allowed.version == net.version and net.subnet_of(allowed):  # type: ignore[arg-type]
+            return True
+    return False
+
+
+def _cidr_problem(cidr: Any, allowed_public: Any) -> str | None:
+    """Why an ingress source range is refused: too broad, not a range, or public and unlisted."""
+    try:
+        net = ipaddress.ip_network(str(cidr).strip(), strict=False)
+    except ValueError:
+        return "which is not a CIDR range"
+    if _too_broad(net):
+        return "a range broader than an IPv4 /8 or IPv6 /32 (the internet)"
+    if _within(net, PRIVATE_RANGES) or _within(net, items(allowed_public)):
+        return None
+    return "a public range not listed in allowedPublicCidrs"
+
+
+_ALLOWED_PUBLIC_CIDRS = Setting(
+    "allowedPublicCidrs",
+    "Public (internet-routed) ranges that ingress may come from: client or partner networks with "
+    "public addresses that the risk analysis accepted. Private ranges (10/8, 172.16/12, "
+    "192.168/16, 100.64/10, fc00::/7) need no listing.",
+    [],
+    {"type": "array", "items": {"type": "string"}},
+)
+
+
+def _source_label(resource: ResourceLike) -> str:
+    if resource.resource_type in (SECURITY_GROUP, DEFAULT_SECURITY_GROUP):
+        return label(resource, "security group")
+    return label(resource, "security group rule")
+
+
 def _ingress_cidrs(resource: ResourceLike) -> list[tuple[str, str]]:
     """(rule description, CIDR) of every ingress source a resource declares."""
     props = resource.props
@@ -198,36 +375,174 @@ def _ingress_cidrs(resource: ResourceLike) -> list[tuple[str, str]]:
         for i, rule in enumerate(items(props.get("ingress"))):
             what = f"ingress rule {i} ({get(rule, 'description') or 'no description'})"
             for key in ("cidrBlocks", "ipv6CidrBlocks"):
-                found.extend((what, str(cidr)) for cidr in items(get(rule, key)))
+                found.extend((what, str(cidr)) for cidr in items(get(rule, key)) if cidr)
     elif resource.resource_type == INGRESS_RULE:
         for key in ("cidrIpv4", "cidrIpv6"):
             if props.get(key):
                 found.append(("ingress rule", str(props[key])))
     elif resource.resource_type == SECURITY_GROUP_RULE and props.get("type") == "ingress":
         for key in ("cidrBlocks", "ipv6CidrBlocks"):
-            found.extend(("ingress rule", str(cidr)) for cidr in items(props.get(key)))
+            found.extend(("ingress rule", str(cidr)) for cidr in items(props.get(key)) if cidr)
     return found
 
 
 @resource_policy(
     Meta(
         id="aws-ec2-security-group-no-public-ingress",
-        description="No security group admits traffic from the internet (0.0.0.0/0, ::/0 or any "
-        "range broader than an IPv4 /8 or IPv6 /32).",
+        description="No security group admits traffic from the internet: every ingress range is "
+        "private (RFC 1918, 100.64.0.0/10, fc00::/7) or a listed public network, and none is "
+        "broader than an IPv4 /8 or IPv6 /32.",
         practice=c.PRIVATE_NETWORK,
         safeguard=c.ACCESS_CONTROL,
         severity=Severity.CRITICAL,
         remediation="Name the source of every ingress rule: another security group "
-        "(referenced_security_group_id / security_groups), a prefix list, or the client networks "
-        "of allowedClientCidrs (cidr_ipv4 / cidr_blocks of /8 or longer) — never 0.0.0.0/0 or "
-        "::/0.",
+        "(referenced_security_group_id / security_groups), a prefix list of private ranges, or "
+        "the client networks of allowedClientCidrs (cidr_ipv4 / cidr_blocks of /8 or longer, "
+        "private ranges; a public client network only when listed in this policy's "
+        "allowedPublicCidrs) — never 0.0.0.0/0 or ::/0.",
         subjects=(SECURITY_GROUP, DEFAULT_SECURITY_GROUP, INGRESS_RULE, SECURITY_GROUP_RULE),
+        settings=(_ALLOWED_PUBLIC_CIDRS,),
     )
 )
 def no_public_ingress(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
     for what, cidr in _ingress_cidrs(resource):
-        if _too_broad(cidr):
-            yield f"{what} admits {cidr}: ingress must come from named networks, not the internet"
+        problem = _cidr_problem(cidr, config["allowedPublicCidrs"])
+        if problem:
+            yield (
+                f"{_source_label(resource)}: {what} admits {cidr}, {problem}: ingress "
+                "must come from private or listed networks, not the internet"
+            )
+
+
+# --- prefix-list ingress ------------------------------------------------------------------------
+
+
+def _prefix_list_sources(resource: Any) -> list[tuple[str, str, str]]:
+    """(rule description, property, prefix list id) of every prefix-list ingress source."""
+    props = resource.props
+    found: list[tuple[str, str, str]] = []
+    if resource.resource_type in (SECURITY_GROUP, DEFAULT_SECURITY_GROUP):
+        for i, rule in enumerate(items(props.get("ingress"))):
+            what = f"ingress rule {i} ({get(rule, 'description') or 'no description'})"
+            found.extend((what, "ingress", str(p)) for p in items(get(rule, "prefixListIds")) if p)
+    elif resource.resource_type == INGRESS_RULE:
+        if props.get("prefixListId"):
+            found.append(("ingress rule", "prefixListId", str(props["prefixListId"])))
+    elif resource.resource_type == SECURITY_GROUP_RULE and props.get("type") == "ingress":
+        found.extend(
+            ("ingress rule", "prefixListIds", str(p))
+            for p in items(props.get("prefixListIds"))
+            if p
+        )
+    return found
+
+
+def _names_list(prefix_list: Any, value: str) -> bool:
+    """Whether a prefix list id (or ARN) names a prefix list of the stack by its known id/ARN."""
+    known = [str(prefix_list.props.get(k)) for k in ("id", "prefixListId", "arn")]
+    return any(k and k != "None" and (k == value or k.endswith(f"/{value}")) for k in known)
+
+
+def _unknown_id(prefix_list: Any) -> bool:
+    """A prefix list whose id the snapshot does not hold (a plan: inputs only)."""
+    return not any(prefix_list.props.get(k) for k in ("id", "prefixListId", "arn"))
+
+
+def _lists_named(stack: Stack, source: Any, prop: str, value: str) -> list[Any]:
+    """The stack's prefix lists an ingress source may name: by its value (a known id or ARN),
+    else — fail safe — every list it could be (its property dependencies, or lists whose id is
+    not known yet)."""
+    lists = stack.of_type(PREFIX_LIST)
+    exact = [p for p in lists if _names_list(p, value)]
+    if exact:
+        return exact
+    deps = (getattr(source, "property_dependencies", None) or {}).get(prop) or []
+    by_dependency = [d for d in deps if d.resource_type == PREFIX_LIST and _unknown_id(d)]
+    if deps:
+        return by_dependency
+    return [p for p in lists if _unknown_id(p)]
+
+
+def _entries(stack: Stack, prefix_list: Any | None, value: str) -> list[str]:
+    """The CIDRs of a prefix list: its inline entries and the ManagedPrefixListEntry resources
+    added to it (by dependency, by id, or — fail safe — any entry not tied to a known list)."""
+    cidrs = (
+        [str(get(e, "cidr")) for e in items(get(prefix_list.props, "entries"))]
+        if prefix_list
+        else []
+    )
+    lists = stack.of_type(PREFIX_LIST)
+    for entry in stack.of_type(PREFIX_LIST_ENTRY):
+        deps = (getattr(entry, "property_dependencies", None) or {}).get("prefixListId") or []
+        target = str(entry.props.get("prefixListId") or "")
+        if deps:
+            tied = prefix_list is not None and any(d.urn == prefix_list.urn for d in deps)
+        elif target == value or (prefix_list is not None and _names_list(prefix_list, target)):
+            tied = True
+        else:
+            # Not tied to any list whose id is known: it may be added to this one.
+            tied = prefix_list is not None and not any(_names_list(p, target) for p in lists)
+        if tied and entry.props.get("cidr"):
+            cidrs.append(str(entry.props.get("cidr")))
+    return [c for c in cidrs if c and c != "None"]
+
+
+@stack_policy(
+    Meta(
+        id="aws-ec2-security-group-prefix-list-ingress-private",
+        description="Ingress through a prefix list comes from a managed prefix list of the stack "
+        "whose entries are private (or listed) ranges no broader than an IPv4 /8 or IPv6 /32, "
+        "or from a listed prefix list kept outside the stack.",
+        practice=c.PRIVATE_NETWORK,
+        safeguard=c.ACCESS_CONTROL,
+        severity=Severity.CRITICAL,
+        remediation="Point prefix_list_id / prefix_list_ids of ingress rules at an "
+        "aws.ec2.ManagedPrefixList of the stack whose entries (and ManagedPrefixListEntry "
+        "cidr) are private ranges of /8 or longer, or public ranges listed in this policy's "
+        "allowedPublicCidrs; a prefix list managed outside the stack only when its id is in "
+        "allowedPrefixListIds.",
+        subjects=(SECURITY_GROUP, DEFAULT_SECURITY_GROUP, INGRESS_RULE, SECURITY_GROUP_RULE),
+        settings=(
+            _ALLOWED_PUBLIC_CIDRS,
+            Setting(
+                "allowedPrefixListIds",
+                "Ids of prefix lists managed outside the stack that ingress may name (their "
+                "entries cannot be checked here: the risk analysis vouches for them)",
+                [],
+                {"type": "array", "items": {"type": "string"}},
+            ),
+        ),
+    )
+)
+def prefix_list_ingress(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    allowed_ids = {str(i) for i in items(config["allowedPrefixListIds"])}
+    subjects = stack.of_type(
+        SECURITY_GROUP, DEFAULT_SECURITY_GROUP, INGRESS_RULE, SECURITY_GROUP_RULE
+    )
+    for source in subjects:
+        title = _source_label(source)
+        for what, prop, value in _prefix_list_sources(source):
+            candidates: list[Any | None] = list(_lists_named(stack, source, prop, value))
+            if not candidates:
+                if value not in allowed_ids:
+                    yield (
+                        source,
+                        f"{title}: {what} admits prefix list {value}, which is neither a "
+                        "ManagedPrefixList of the stack nor in allowedPrefixListIds",
+                    )
+                    continue
+                candidates = [None]  # a listed outside list: check the entries we add to it
+            for prefix_list in candidates:
+                name = prefix_list.name if prefix_list is not None else value
+                for cidr in _entries(stack, prefix_list, value):
+                    problem = _cidr_problem(cidr, config["allowedPublicCidrs"])
+                    if problem:
+                        yield (
+                            source,
+                            f"{title}: {what} admits prefix list {name}, whose entry {cidr} is "
+                            f"{problem.removeprefix('which is ')}: entries must be private or "
+                            "listed networks",
+                        )
 
 
 # --- subnets ------------------------------------------------------------------------------------
@@ -317,9 +632,9 @@ def _service(resource: ResourceLike) -> str:
 @resource_policy(
     Meta(
         id="aws-ec2-vpc-endpoint-require-policy",
-        description="Every VPC endpoint has a policy that admits only named actions, only by the "
-        "account's principals, on the account's resources where the service has resource "
-        "policies.",
+        description="Every VPC endpoint has a policy that admits only named actions, only by "
+        "principals pinned to fixed accounts (or an organization), on resources pinned to fixed "
+        "accounts where the service has resource policies.",
         practice=c.PRIVATE_NETWORK,
         safeguard=c.ACCESS_AUTHORIZATION,
         severity=Severity.HIGH,
@@ -385,6 +700,7 @@ POLICIES = (
     require_flow_logs,
     no_internet_gateway,
     no_public_ingress,
+    prefix_list_ingress,
     subnet_no_public_ip,
     default_security_group_closed,
     endpoint_policy,

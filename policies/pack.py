@@ -5,7 +5,7 @@ Importing this module builds the policy objects only; ``policies/__main__.py`` a
 
 from __future__ import annotations
 
-from policies import audit, backup, compute, edge, identity, keys, network, storage
+from policies import account, audit, backup, compute, edge, identity, keys, network, storage
 from policies.framework import PacsPolicy
 
 PACK_NAME = "cloud-pacs-hipaa"
@@ -18,6 +18,7 @@ DOMAINS = {
     "audit": audit.POLICIES,
     "compute": compute.POLICIES,
     "backup": backup.POLICIES,
+    "account": account.POLICIES,
 }
 POLICIES: tuple[PacsPolicy, ...] = tuple(p for domain in DOMAINS.values() for p in domain)
 

@@ -3,27 +3,32 @@ the archive under Object Lock in compliance mode, replicated with Replication Ti
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    DocumentError,
     Finding,
     Meta,
     ResourceLike,
     Setting,
     Stack,
     anonymous_allow_messages,
+    covers,
     customer_key,
     denials,
     denies_insecure_transport,
+    document,
     get,
     items,
     label,
     messages,
+    parse_arn,
     resource_policy,
+    sole_condition,
     stack_policy,
     tag,
     truthy,
@@ -48,9 +53,18 @@ SIX_YEARS_DAYS = 2192  # 45 CFR 164.316(b)(2)(i): six years, leap days included
 
 ARCHIVE_PURPOSES = Setting(
     "archivePurposes",
-    "Values of the `purpose` tag that mark a bucket as holding archived images",
-    ["archive", "archive-replica"],
+    "Values of the `purpose` tag that mark a bucket as an archive kept under Object Lock: "
+    "archived images, their replica, and the audit trail",
+    ["archive", "archive-replica", "audit-trail"],
     {"type": "array", "items": {"type": "string"}},
+)
+# Partitions by region prefix (a plan's bucket has no ARN yet: it is derived from its name).
+_PARTITIONS = (
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+    ("us-isob-", "aws-iso-b"),
+    ("us-iso-", "aws-iso"),
+    ("eusc-", "aws-eusc"),
 )
 
 
@@ -60,6 +74,20 @@ def _for_bucket(stack: Stack, bucket: Any, child_type: str) -> list[Any]:
 
 def _bucket_label(bucket: ResourceLike) -> str:
     return label(bucket, "bucket", "bucket")
+
+
+def _bucket_arns(bucket: ResourceLike) -> list[str]:
+    """The ARNs a TLS deny must cover: the bucket and every object in it (none when a plan's
+    bucket has neither ARN nor name, e.g. auto-named: its resource patterns cannot be checked)."""
+    arn = bucket.props.get("arn")
+    if not (isinstance(arn, str) and arn.startswith("arn:")):
+        name = bucket.props.get("bucket")
+        if not (isinstance(name, str) and name):
+            return []
+        region = str(bucket.props.get("region") or "")
+        partition = next((p for prefix, p in _PARTITIONS if region.startswith(prefix)), "aws")
+        arn = f"arn:{partition}:s3:::{name}"
+    return [arn, f"{arn}/*"]
 
 
 def _is_archive(bucket: ResourceLike, config: Mapping[str, Any]) -> bool:
@@ -96,9 +124,15 @@ def require_public_access_block(stack: Stack, config: Mapping[str, Any]) -> Iter
         if not blocks:
             yield bucket, f"{_bucket_label(bucket)} must have a BucketPublicAccessBlock"
             continue
-        off = [f for f in flags if not any(truthy(b.props.get(f)) for b in blocks)]
-        if off:
-            yield bucket, f"{_bucket_label(bucket)}: public access block must set {', '.join(off)}"
+        # Each block is applied to the bucket (the last one written wins): every one must comply.
+        for block in blocks:
+            off = [f for f in flags if not truthy(block.props.get(f))]
+            if off:
+                yield (
+                    bucket,
+                    f"{_bucket_label(bucket)}: public access block {block.name} must set "
+                    f"{', '.join(off)}",
+                )
 
 
 @stack_policy(
@@ -135,8 +169,12 @@ def require_kms_encryption(stack: Stack, config: Mapping[str, Any]) -> Iterator[
             bucket.props.get("bucket") in log_targets
             or tag(bucket, "data-classification") in set(config["sseS3Classifications"])
         )
-        for rule in items(configs[0].props.get("rules")):
+        # Every encryption configuration of the bucket is applied (the last one written wins).
+        rules = [r for conf in configs for r in items(conf.props.get("rules"))]
+        for rule in rules:
             default = get(rule, "applyServerSideEncryptionByDefault", default={})
+            if not isinstance(default, Mapping):
+                default = {}
             algorithm = default.get("sseAlgorithm")
             if algorithm in KMS_ALGORITHMS:
                 if not customer_key(default.get("kmsMasterKeyId"), "s3"):
@@ -145,11 +183,37 @@ def require_kms_encryption(stack: Stack, config: Mapping[str, Any]) -> Iterator[
                 yield bucket, f"{title} encrypts with {algorithm!r}; it must use aws:kms"
 
 
-def _denies_old_tls(policy: Any) -> bool:
-    """Whether a bucket policy denies everyone s3:* over TLS older than 1.2."""
+def _number(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+# Operator -> least value that denies TLS 1.0 and 1.1 (versions are 1.0, 1.1, 1.2, 1.3).
+_OLD_TLS_OPERATORS = {
+    "NumericLessThan": 1.2,
+    "NumericLessThanIfExists": 1.2,
+    "NumericLessThanEquals": 1.1,
+    "NumericLessThanEqualsIfExists": 1.1,
+}
+
+
+def _denies_old_tls(policy: Any, resources: list[str]) -> bool:
+    """Whether a bucket policy denies everyone s3:* over TLS older than 1.2, on ``resources``.
+
+    The deny counts only when its one condition is s3:TlsVersion under NumericLessThan (a value
+    of 1.2 or more; a list, a number or a string): another condition beside it narrows the deny.
+    """
     for s in denials(policy, "s3"):
-        tls = get(s.condition, "NumericLessThan", "s3:TlsVersion")
-        if tls is not None and float(str(tls)) >= 1.2:
+        condition = sole_condition(s)
+        if condition is None or not all(covers(s.resources, arn) for arn in resources):
+            continue
+        operator, key, values = condition
+        floor = _OLD_TLS_OPERATORS.get(operator)
+        if key != "s3:tlsversion" or floor is None:
+            continue
+        if any(n is not None and n >= floor for n in map(_number, values)):
             return True
     return False
 
@@ -162,33 +226,43 @@ def _denies_old_tls(policy: Any) -> bool:
         safeguard=c.TRANSMISSION_ENCRYPTION,
         severity=Severity.HIGH,
         remediation="Give the bucket an aws.s3.BucketPolicy with two Deny statements for "
-        "Principal '*' and Action 's3:*' on the bucket and its objects: Bool aws:SecureTransport "
-        "'false', and NumericLessThan s3:TlsVersion '1.2'.",
+        "Principal '*' and Action 's3:*' with Resource the bucket's ARN and '<ARN>/*', each with "
+        "that single condition: Bool aws:SecureTransport 'false', and NumericLessThan "
+        "s3:TlsVersion '1.2'. Every policy of the bucket (each BucketPolicy and the bucket's own "
+        "policy argument) must hold both.",
         subjects=(BUCKET,),
     )
 )
 def require_tls_only(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
     for bucket in stack.of_type(BUCKET):
         title = _bucket_label(bucket)
-        policies = _for_bucket(stack, bucket, BUCKET_POLICY)
+        policies = stack.policies_of(bucket, BUCKET_POLICY, "bucket", "bucket")
         if not policies:
             yield bucket, f"{title} must have a bucket policy that denies non-TLS requests"
             continue
-        policy = policies[0].props.get("policy")
-        plain, old = denies_insecure_transport(policy, "s3"), _denies_old_tls(policy)
-        yield from (
-            (bucket, m)
-            for m in messages(
-                (plain, f"{title}: policy must deny s3:* when aws:SecureTransport is false"),
-                (old, f"{title}: policy must deny s3:* when s3:TlsVersion is below 1.2"),
+        arns = _bucket_arns(bucket)
+        # A bucket has one policy: whichever of them is written last is in force.
+        for policy in policies:
+            try:
+                plain = denies_insecure_transport(policy, "s3", resources=arns)
+                old = _denies_old_tls(policy, arns)
+            except DocumentError as exc:
+                yield bucket, f"{title}: a policy of the bucket is not a policy document ({exc})"
+                continue
+            yield from (
+                (bucket, m)
+                for m in messages(
+                    (plain, f"{title}: policy must deny s3:* when aws:SecureTransport is false"),
+                    (old, f"{title}: policy must deny s3:* when s3:TlsVersion is below 1.2"),
+                )
             )
-        )
 
 
 @stack_policy(
     Meta(
         id="aws-s3-bucket-require-versioning",
-        description="Every S3 bucket keeps every version of every object.",
+        description="Every S3 bucket keeps every version of every object (every versioning "
+        "configuration of the bucket Enabled).",
         practice=c.IMMUTABLE_ARCHIVE,
         safeguard=c.INTEGRITY,
         severity=Severity.HIGH,
@@ -200,15 +274,15 @@ def require_versioning(stack: Stack, config: Mapping[str, Any]) -> Iterator[Find
     for bucket in stack.of_type(BUCKET):
         versions = _for_bucket(stack, bucket, VERSIONING)
         status = [get(v.props, "versioningConfiguration", "status") for v in versions]
-        if "Enabled" not in status:
+        if not status or any(s != "Enabled" for s in status):
             yield bucket, f"{_bucket_label(bucket)} must have versioning status Enabled"
 
 
 @stack_policy(
     Meta(
         id="aws-s3-bucket-require-object-lock",
-        description="Buckets that hold archived images are under S3 Object Lock in compliance mode "
-        "for at least the minimum retention.",
+        description="Archive buckets (archived images, their replica, the audit trail) are under "
+        "S3 Object Lock in compliance mode for at least the minimum retention.",
         practice=c.IMMUTABLE_ARCHIVE,
         safeguard=c.INTEGRITY,
         severity=Severity.CRITICAL,
@@ -234,41 +308,48 @@ def require_object_lock(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
             continue
         title = _bucket_label(bucket)
         if not truthy(bucket.props.get("objectLockEnabled")):
-            yield bucket, f"{title} holds archived images: it must be created with Object Lock"
+            yield bucket, f"{title} is an archive: it must be created with Object Lock"
             continue
         locks = _for_bucket(stack, bucket, OBJECT_LOCK)
         if not locks:
             yield bucket, f"{title} must have an Object Lock configuration with default retention"
             continue
-        retention = get(locks[0].props, "rule", "defaultRetention", default={})
-        mode = retention.get("mode")
-        days = float(retention.get("days") or 0) or float(retention.get("years") or 0) * 365.25
-        yield from (
-            (bucket, m)
-            for m in messages(
-                (
-                    mode == "COMPLIANCE",
-                    f"{title}: Object Lock mode is {mode!r}, must be COMPLIANCE",
-                ),
-                (
-                    days >= minimum,
-                    f"{title}: default retention is {days:.0f} days, must be at least {minimum}",
-                ),
+        # Every lock configuration of the bucket is applied (the last one written wins).
+        for lock in locks:
+            retention = get(lock.props, "rule", "defaultRetention", default={})
+            if not isinstance(retention, Mapping):
+                retention = {}
+            mode = retention.get("mode")
+            days = float(retention.get("days") or 0) or float(retention.get("years") or 0) * 365.25
+            yield from (
+                (bucket, m)
+                for m in messages(
+                    (
+                        mode == "COMPLIANCE",
+                        f"{title}: Object Lock mode is {mode!r}, must be COMPLIANCE",
+                    ),
+                    (
+                        days >= minimum,
+                        f"{title}: default retention is {days:.0f} days, must be at least "
+                        f"{minimum}",
+                    ),
+                )
             )
-        )
 
 
 @stack_policy(
     Meta(
         id="aws-s3-bucket-require-replication-rtc",
-        description="The archive replicates every object to another bucket with S3 Replication "
-        "Time Control (15 minutes) and its metrics.",
+        description="The archive replicates every object to another bucket of the stack with S3 "
+        "Replication Time Control (15 minutes) and its metrics.",
         practice=c.BACKUP_AND_DR,
         safeguard=c.DISASTER_RECOVERY,
         severity=Severity.HIGH,
         remediation="Declare aws.s3.BucketReplicationConfig on the archive bucket with an enabled "
-        "rule for all objects (empty filter), replicating SSE-KMS objects, destination "
-        "replication_time status 'Enabled' with 15 minutes and metrics status 'Enabled'.",
+        "rule for all objects (an empty filter: no prefix, tag or and), replicating SSE-KMS "
+        "objects, whose destination bucket is the ARN of the stack's replica bucket, with "
+        "replication_time status 'Enabled' with 15 minutes and metrics status 'Enabled'. Every "
+        "replication configuration of the bucket must hold this.",
         subjects=(BUCKET,),
         settings=(
             Setting(
@@ -281,6 +362,7 @@ def require_object_lock(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
     )
 )
 def require_replication_rtc(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    names = {str(b.props.get("bucket")) for b in stack.of_type(BUCKET) if b.props.get("bucket")}
     for bucket in stack.of_type(BUCKET):
         if tag(bucket, "purpose") not in set(config["sourcePurposes"]):
             continue
@@ -289,42 +371,68 @@ def require_replication_rtc(stack: Stack, config: Mapping[str, Any]) -> Iterator
         if not replications:
             yield bucket, f"{title} must replicate to the DR region (BucketReplicationConfig)"
             continue
-        rules = [
-            r for r in items(replications[0].props.get("rules")) if r.get("status") == "Enabled"
-        ]
-        if not rules:
-            yield bucket, f"{title}: replication must have an enabled rule"
-            continue
-        for rule in rules:
-            destination = rule.get("destination") or {}
-            rule_id = rule.get("id", "?")
-            yield from (
-                (bucket, m)
-                for m in messages(
-                    (
-                        get(destination, "replicationTime", "status") == "Enabled"
-                        and float(get(destination, "replicationTime", "time", "minutes") or 0)
-                        == 15,
-                        f"{title}: replication rule {rule_id} must enable Replication Time "
-                        "Control (15 minutes)",
-                    ),
-                    (
-                        get(destination, "metrics", "status") == "Enabled",
-                        f"{title}: replication rule {rule_id} must enable replication metrics",
-                    ),
-                    (
-                        get(rule, "sourceSelectionCriteria", "sseKmsEncryptedObjects", "status")
-                        == "Enabled"
-                        and bool(get(destination, "encryptionConfiguration", "replicaKmsKeyId")),
-                        f"{title}: replication rule {rule_id} must replicate SSE-KMS objects and "
-                        "encrypt replicas with a KMS key of the DR region",
-                    ),
-                    (
-                        not rule.get("prefix") and not get(rule, "filter", "prefix"),
-                        f"{title}: replication rule {rule_id} must cover every object (no prefix)",
-                    ),
-                )
-            )
+        # Every replication configuration of the bucket is applied (the last one written wins).
+        for replication in replications:
+            yield from ((bucket, m) for m in _replication_problems(title, replication, names))
+
+
+def _empty(value: Any) -> bool:
+    """Whether a property selects nothing: unset, "", or only empty members (a provider's outputs
+    fill an unset filter with empty fields)."""
+    if value is None or value == "":
+        return True
+    if isinstance(value, Mapping):
+        return all(_empty(v) for v in value.values())
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return all(_empty(v) for v in value)
+    return False
+
+
+def _replication_problems(title: str, replication: Any, names: set[str]) -> Iterator[str]:
+    rules = [
+        r
+        for r in items(replication.props.get("rules"))
+        if isinstance(r, Mapping) and r.get("status") == "Enabled"
+    ]
+    if not rules:
+        yield f"{title}: replication must have an enabled rule"
+        return
+    for rule in rules:
+        destination = rule.get("destination")
+        if not isinstance(destination, Mapping):
+            destination = {}
+        rule_id = rule.get("id", "?")
+        target = parse_arn(destination.get("bucket"))
+        target_name = target.resource if target and target.service == "s3" else None
+        yield from messages(
+            (
+                target_name in names,
+                f"{title}: replication rule {rule_id} must replicate to a bucket of the stack "
+                f"(destination bucket {destination.get('bucket')!r})",
+            ),
+            (
+                get(destination, "replicationTime", "status") == "Enabled"
+                and float(get(destination, "replicationTime", "time", "minutes") or 0) == 15,
+                f"{title}: replication rule {rule_id} must enable Replication Time Control "
+                "(15 minutes)",
+            ),
+            (
+                get(destination, "metrics", "status") == "Enabled",
+                f"{title}: replication rule {rule_id} must enable replication metrics",
+            ),
+            (
+                get(rule, "sourceSelectionCriteria", "sseKmsEncryptedObjects", "status")
+                == "Enabled"
+                and bool(get(destination, "encryptionConfiguration", "replicaKmsKeyId")),
+                f"{title}: replication rule {rule_id} must replicate SSE-KMS objects and "
+                "encrypt replicas with a KMS key of the DR region",
+            ),
+            (
+                _empty(rule.get("prefix")) and _empty(rule.get("filter")),
+                f"{title}: replication rule {rule_id} must cover every object (an empty filter: "
+                "no prefix, tag or and)",
+            ),
+        )
 
 
 @resource_policy(
@@ -365,8 +473,9 @@ def no_delete_marker_replication(
 def require_owner_enforced(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
     for bucket in stack.of_type(BUCKET):
         owners = _for_bucket(stack, bucket, OWNERSHIP)
-        if not any(
-            get(o.props, "rule", "objectOwnership") == "BucketOwnerEnforced" for o in owners
+        # Every ownership control of the bucket is applied (the last one written wins).
+        if not owners or any(
+            get(o.props, "rule", "objectOwnership") != "BucketOwnerEnforced" for o in owners
         ):
             yield bucket, f"{_bucket_label(bucket)} must set object ownership BucketOwnerEnforced"
 
@@ -429,7 +538,7 @@ def require_access_logging(stack: Stack, config: Mapping[str, Any]) -> Iterator[
         id="aws-s3-bucket-no-force-destroy",
         description="No S3 bucket can be destroyed with its objects.",
         practice=c.IMMUTABLE_ARCHIVE,
-        safeguard=c.MEDIA_DISPOSAL,
+        safeguard=c.INTEGRITY,
         severity=Severity.HIGH,
         remediation="Remove force_destroy (or set it False): a bucket holding PHI is emptied by "
         "its lifecycle and retention, never by `pulumi destroy`.",
@@ -444,19 +553,41 @@ def no_force_destroy(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
 @resource_policy(
     Meta(
         id="aws-s3-bucket-policy-no-public-allow",
-        description="No bucket policy allows an anonymous principal without tying it to this "
-        "account.",
+        description="No bucket policy (an aws.s3.BucketPolicy or the bucket's own policy "
+        "argument) allows an anonymous principal without tying it to this account, or allows "
+        "everyone but a NotPrincipal.",
         practice=c.LEAST_PRIVILEGE,
         safeguard=c.ACCESS_AUTHORIZATION,
         severity=Severity.CRITICAL,
-        remediation="Name the principals (account roles or service principals) in Allow "
-        "statements, or condition a '*' principal on aws:SourceAccount, aws:SourceArn, "
-        "aws:PrincipalAccount, aws:PrincipalOrgID or aws:SourceVpce.",
-        subjects=(BUCKET_POLICY,),
+        remediation="In the policy argument of the aws.s3.BucketPolicy (or of the aws.s3.Bucket), "
+        "name the principals (account roles or service principals) in Allow statements, or "
+        "condition a '*' principal on aws:SourceAccount, aws:SourceArn, aws:PrincipalAccount, "
+        "aws:PrincipalOrgID or aws:SourceVpce; never Allow with NotPrincipal.",
+        subjects=(BUCKET_POLICY, BUCKET),
     )
 )
 def no_public_allow(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
-    yield from anonymous_allow_messages(resource.props.get("policy"))
+    # The messages are reported on the BucketPolicy or Bucket resource they name.
+    policy = resource.props.get("policy")
+    if resource.resource_type == BUCKET and not policy:
+        return  # no policy argument: its BucketPolicy is examined on its own
+    try:
+        problems = anonymous_allow_messages(policy)
+        raw = items(document(policy).get("Statement"))
+    except DocumentError as exc:
+        yield f"policy is not a policy document ({exc})"
+        return
+    yield from problems
+    for statement in raw:
+        if (
+            isinstance(statement, Mapping)
+            and statement.get("Effect") == "Allow"
+            and "NotPrincipal" in statement
+        ):
+            yield (
+                f"statement {statement.get('Sid') or '(no Sid)'} allows everyone but its "
+                "NotPrincipal; name the principals"
+            )
 
 
 POLICIES = (

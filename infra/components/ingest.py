@@ -246,6 +246,7 @@ class IngestPipeline(pulumi.ComponentResource):
             ttl={"attribute_name": "expiration", "enabled": True},
             point_in_time_recovery={"enabled": True},
             server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
+            deletion_protection_enabled=True,
             tags={"purpose": "ingest-idempotency", "data-classification": "phi"},
             opts=child,
         )

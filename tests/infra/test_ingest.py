@@ -181,7 +181,7 @@ def test_inbox_notifies_the_queue_of_every_new_object(plan: ProgramRun) -> None:
         ("ingest-idempotency-table", "pacs-dev-idempotency", "id"),
     ],
 )
-def test_tables_are_on_demand_recoverable_and_on_the_archive_key(
+def test_tables_are_on_demand_recoverable_protected_and_on_the_archive_key(
     plan: ProgramRun, table: str, physical: str, key: str
 ) -> None:
     registered = one(plan, TABLE, table)
@@ -190,6 +190,7 @@ def test_tables_are_on_demand_recoverable_and_on_the_archive_key(
     assert registered.inputs["hashKey"] == key, table
     assert registered.inputs["attributes"] == [{"name": key, "type": "S"}], table
     assert registered.inputs["pointInTimeRecovery"]["enabled"] is True, f"{table}: PITR"
+    assert registered.inputs["deletionProtectionEnabled"] is True, f"{table}: deletion protection"
     assert registered.inputs["serverSideEncryption"] == {
         "enabled": True,
         "kmsKeyArn": key_arn(plan, "archive"),

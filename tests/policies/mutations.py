@@ -75,7 +75,17 @@ def drop_statement(doc: dict[str, Any], sid: str) -> None:
 
 
 # The domains' test modules, each with its MUTATIONS (they import nothing of the campaign's).
-DOMAIN_TESTS = ("storage", "keys", "network", "edge", "identity", "audit", "compute", "backup")
+DOMAIN_TESTS = (
+    "storage",
+    "keys",
+    "network",
+    "edge",
+    "identity",
+    "audit",
+    "compute",
+    "backup",
+    "account",
+)
 # Mutation id -> refused by the pack; filled by the campaign, printed by tests/conftest.py.
 SCORE: dict[str, bool] = {}
 

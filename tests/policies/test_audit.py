@@ -14,10 +14,16 @@ FIREHOSE = "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream"
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
+BUCKET = "aws:s3/bucket:Bucket"
 
 PHI = "aws-cloudtrail-trail-require-phi-data-events"
 SUBSCRIBED = "aws-cloudwatch-log-group-require-siem-subscription"
 RETENTION = "aws-cloudwatch-log-group-require-retention"
+LOCKED_BUCKET = "aws-cloudtrail-trail-require-locked-bucket"
+SECURITY_ALARMS = "aws-cloudwatch-require-security-alarms"
+SIEM_STREAM = "arn:aws:firehose:us-east-1:123456789012:deliverystream/pacs-dev-siem"
+FOREIGN_STREAM = "arn:aws:firehose:us-east-1:999999999999:deliverystream/elsewhere"
 
 
 def _trail(s: Snapshot) -> dict[str, Any]:
@@ -121,6 +127,55 @@ def _gateway_shipped_elsewhere(s: Snapshot) -> None:
 
 def _trail_errors_filtered(s: Snapshot) -> None:
     s.props(SUBSCRIPTION, "audit-ship-cloudtrail")["filterPattern"] = '{ $.errorCode = "*" }'
+
+
+def _trail_split_between_filters(s: Snapshot) -> None:
+    # The SIEM gets only the errors; every event goes to a stream of another account.
+    _trail_errors_filtered(s)
+    s.add(
+        SUBSCRIPTION,
+        "audit-ship-cloudtrail-elsewhere",
+        {
+            "name": "elsewhere",
+            "logGroup": "/pacs-dev/cloudtrail",
+            "destinationArn": FOREIGN_STREAM,
+            "filterPattern": "",
+        },
+    )
+
+
+def _trail_group_posing_as_firehose_errors(s: Snapshot) -> None:
+    config = s.props(FIREHOSE, "audit-siem")["extendedS3Configuration"]
+    config["cloudwatchLoggingOptions"]["logGroupName"] = "/pacs-dev/cloudtrail"
+    s.remove(SUBSCRIPTION, "audit-ship-cloudtrail")
+
+
+def _trail_bucket_outside_stack(s: Snapshot) -> None:
+    _trail(s)["s3BucketName"] = "somebody-elses-trail-bucket"
+
+
+def _trail_bucket_unlocked(s: Snapshot) -> None:
+    _trail(s)["s3BucketName"] = "pacs-dev-123456789012-us-east-1-siem"
+
+
+def _root_alarm_deleted(s: Snapshot) -> None:
+    s.remove(ALARM, "audit-root-account-use-alarm")
+
+
+def _stop_logging_unwatched(s: Snapshot) -> None:
+    props = s.props(METRIC_FILTER, "audit-cloudtrail-changes-filter")
+    props["pattern"] = props["pattern"].replace(" || ($.eventName = StopLogging)", "")
+
+
+def _root_filter_neutered(s: Snapshot) -> None:
+    props = s.props(METRIC_FILTER, "audit-root-account-use-filter")
+    props["pattern"] = props["pattern"].replace('"Root"', '"Rooted"')
+
+
+def _unauthorized_alarm_to_foreign_topic(s: Snapshot) -> None:
+    s.props(ALARM, "audit-unauthorized-api-calls-alarm")["alarmActions"] = [
+        "arn:aws:sns:us-east-1:999999999999:somewhere-else"
+    ]
 
 
 def _log_group_deletable(s: Snapshot) -> None:
@@ -278,6 +333,54 @@ MUTATIONS = [
         _trail_errors_filtered,
     ),
     Mutation(
+        "logs-trail-split-between-filters",
+        SUBSCRIBED,
+        "the SIEM filter forwards errors only while a second filter sends every event elsewhere",
+        _trail_split_between_filters,
+    ),
+    Mutation(
+        "logs-trail-group-posing-as-firehose-errors",
+        SUBSCRIBED,
+        "the stream names the trail's group as its error log group and the trail is unshipped",
+        _trail_group_posing_as_firehose_errors,
+    ),
+    Mutation(
+        "cloudtrail-bucket-outside-stack",
+        LOCKED_BUCKET,
+        "trail delivers its log files to a bucket the stack does not declare",
+        _trail_bucket_outside_stack,
+    ),
+    Mutation(
+        "cloudtrail-bucket-unlocked",
+        LOCKED_BUCKET,
+        "trail delivers its log files to a bucket of the stack without Object Lock",
+        _trail_bucket_unlocked,
+    ),
+    Mutation(
+        "cloudwatch-root-alarm-deleted",
+        SECURITY_ALARMS,
+        "the root-account-use alarm is deleted (its metric filter stays)",
+        _root_alarm_deleted,
+    ),
+    Mutation(
+        "cloudwatch-stop-logging-unwatched",
+        SECURITY_ALARMS,
+        "StopLogging dropped from the trail-changes metric filter",
+        _stop_logging_unwatched,
+    ),
+    Mutation(
+        "cloudwatch-root-filter-neutered",
+        SECURITY_ALARMS,
+        "the root-account-use pattern matches a user type that never occurs",
+        _root_filter_neutered,
+    ),
+    Mutation(
+        "cloudwatch-security-alarm-foreign-topic",
+        SECURITY_ALARMS,
+        "the unauthorized-API-calls alarm notifies a topic the stack does not declare",
+        _unauthorized_alarm_to_foreign_topic,
+    ),
+    Mutation(
         "logs-group-deletable",
         "aws-cloudwatch-log-group-require-deletion-protection",
         "gateway log group without deletion protection",
@@ -432,3 +535,53 @@ def test_retention_minimum_is_configurable_and_never_expire_passes(
     del snapshot.props(LOG_GROUP, "network-flow-logs")["retentionInDays"]
     snapshot.props(LOG_GROUP, "edge-gateway-logs")["retentionInDays"] = 0.0
     assert not judge(snapshot, RETENTION).findings
+
+
+def test_every_subscription_filter_must_reach_the_siem(snapshot: Snapshot, judge: Judge) -> None:
+    # A second filter to the SIEM stream (or to a configured SIEM destination) is fine.
+    snapshot.add(
+        SUBSCRIPTION,
+        "audit-ship-cloudtrail-errors",
+        {
+            "name": "errors",
+            "logGroup": "/pacs-dev/cloudtrail",
+            "destinationArn": SIEM_STREAM,
+            "filterPattern": '{ $.errorCode = "*" }',
+        },
+    )
+    assert not judge(snapshot, SUBSCRIBED).findings
+    snapshot.props(SUBSCRIPTION, "audit-ship-cloudtrail-errors")["destinationArn"] = FOREIGN_STREAM
+    assert _findings(judge(snapshot, SUBSCRIBED)) == {"audit-trail-logs"}
+    config = {SUBSCRIBED: {"siemDestinationArns": [FOREIGN_STREAM]}}
+    assert not judge(snapshot, SUBSCRIBED, config=config).findings
+
+
+def test_security_alarm_patterns_may_be_written_differently(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    # Quotes and spacing do not matter; more signals in a filter or extra events do not either.
+    props = snapshot.props(METRIC_FILTER, "audit-cloudtrail-changes-filter")
+    props["pattern"] = (
+        '{($.eventName="CreateTrail")||($.eventName="UpdateTrail")||($.eventName="DeleteTrail")'
+        '||($.eventName="StartLogging")||($.eventName="StopLogging")'
+        '||($.eventName="PutEventSelectors")||($.eventName="PutInsightSelectors")}'
+    )
+    assert not judge(snapshot, SECURITY_ALARMS).findings
+    # A longer event name is another event.
+    props["pattern"] = props["pattern"].replace('"StopLogging"', '"StopLoggingNever"')
+    assert judge(snapshot, SECURITY_ALARMS).blocking
+
+
+def test_security_signals_are_configurable(snapshot: Snapshot, judge: Judge) -> None:
+    _root_alarm_deleted(snapshot)
+    config = {
+        SECURITY_ALARMS: {
+            "securitySignals": [{"name": "trail", "tokens": ["$.eventName = StopLogging"]}]
+        }
+    }
+    assert not judge(snapshot, SECURITY_ALARMS, config=config).findings
+
+
+def test_trail_bucket_object_lock_is_read_from_the_bucket(snapshot: Snapshot, judge: Judge) -> None:
+    snapshot.props(BUCKET, "audit-audit-trail")["objectLockEnabled"] = False
+    assert _findings(judge(snapshot, LOCKED_BUCKET)) == {"audit-trail"}

@@ -94,6 +94,20 @@ def _index_untagged(s: Snapshot) -> None:
     del s.props(TABLE, "ingest-index-table")["tags"]["backup-plan"]
 
 
+def _copy_to_unknown_vault(s: Snapshot) -> None:
+    _rule(s)["copyActions"][0]["destinationVaultArn"] = DR_VAULT_ARN.replace(
+        "pacs-dev-dr-vault", "unlocked-vault"
+    )
+
+
+def _index_deletable(s: Snapshot) -> None:
+    s.props(TABLE, "ingest-index-table")["deletionProtectionEnabled"] = False
+
+
+def _idempotency_deletable(s: Snapshot) -> None:
+    del s.props(TABLE, "ingest-idempotency-table")["deletionProtectionEnabled"]
+
+
 MUTATIONS = [
     Mutation(
         "backup-vault-unlocked",
@@ -190,6 +204,24 @@ MUTATIONS = [
         "aws-backup-selection-covers-tables",
         "index table (PHI) loses its backup-plan tag",
         _index_untagged,
+    ),
+    Mutation(
+        "backup-copy-to-unknown-vault",
+        "aws-backup-plan-require-cross-region-copy",
+        "DR copies go to a vault the stack does not declare (nor lock)",
+        _copy_to_unknown_vault,
+    ),
+    Mutation(
+        "dynamodb-index-deletion-unprotected",
+        "aws-dynamodb-table-require-deletion-protection",
+        "index table deletion protection turned off",
+        _index_deletable,
+    ),
+    Mutation(
+        "dynamodb-idempotency-deletion-unprotected",
+        "aws-dynamodb-table-require-deletion-protection",
+        "idempotency table without deletion protection",
+        _idempotency_deletable,
     ),
 ]
 
@@ -293,3 +325,10 @@ def test_lock_minimum_retention_is_configurable(plan_json: dict[str, Any], judge
     config = {"aws-backup-vault-require-lock": {"minimumLockRetentionDays": 60}}
     report = judge(plan_json, "aws-backup-vault-require-lock", config=config)
     assert _names(report) == {"dr-vault", "dr-dr-vault"}
+
+
+def test_copy_to_an_undeclared_vault_names_it(snapshot: Snapshot, judge: Judge) -> None:
+    _copy_to_unknown_vault(snapshot)
+    report = judge(snapshot, "aws-backup-plan-require-cross-region-copy")
+    assert _names(report) == {"dr-plan"}
+    assert "unlocked-vault, which is not a vault of the stack" in report.findings[0].message

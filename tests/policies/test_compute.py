@@ -11,6 +11,7 @@ from tests.policies.mutations import Mutation, Snapshot, drop_statement
 FUNCTION = "aws:lambda/function:Function"
 INVOKE_CONFIG = "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig"
 PERMISSION = "aws:lambda/permission:Permission"
+FUNCTION_URL = "aws:lambda/functionUrl:FunctionUrl"
 QUEUE = "aws:sqs/queue:Queue"
 QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
 
@@ -63,6 +64,18 @@ def _access_key_in_env(s: Snapshot) -> None:
     _env(s, "ingest-verify")["PACS_UPLOAD_CONFIG"] = "AKIAIOSFODNN7EXAMPLE"
 
 
+def _partner_auth_in_env(s: Snapshot) -> None:
+    _env(s)["PACS_PARTNER_AUTH"] = "hunter2"
+
+
+def _hmac_secret_in_env(s: Snapshot) -> None:
+    _env(s, "ingest-verify")["PACS_HMAC"] = "s3cr3t"
+
+
+def _password_posing_as_arn(s: Snapshot) -> None:
+    _env(s)["DB_PASS"] = "arn:aws:secretsmanager:hunter2"
+
+
 def _env_default_key(s: Snapshot) -> None:
     del s.props(FUNCTION, "ingest-verify")["kmsKeyArn"]
 
@@ -75,6 +88,14 @@ def _permission_public(s: Snapshot) -> None:
     props = s.props(PERMISSION, "ingest-verify-invoke")
     props["principal"] = "*"
     del props["sourceArn"]
+
+
+def _function_url_without_auth(s: Snapshot) -> None:
+    s.add(
+        FUNCTION_URL,
+        "ingest-verify-url",
+        {"functionName": "pacs-dev-verify", "authorizationType": "NONE"},
+    )
 
 
 def _queue_aws_managed_key(s: Snapshot) -> None:
@@ -159,6 +180,24 @@ MUTATIONS = [
         _access_key_in_env,
     ),
     Mutation(
+        "lambda-partner-auth-in-env",
+        SECRETS,
+        "partner authentication value in the ingest function's environment (PACS_PARTNER_AUTH)",
+        _partner_auth_in_env,
+    ),
+    Mutation(
+        "lambda-hmac-secret-in-env",
+        SECRETS,
+        "HMAC secret in the verify function's environment (PACS_HMAC)",
+        _hmac_secret_in_env,
+    ),
+    Mutation(
+        "lambda-password-posing-as-arn",
+        SECRETS,
+        "a password prefixed with arn:aws:secretsmanager: to pass as a reference",
+        _password_posing_as_arn,
+    ),
+    Mutation(
         "lambda-env-default-key",
         "aws-lambda-function-require-env-kms",
         "verify environment encrypted with Lambda's AWS-managed key",
@@ -175,6 +214,12 @@ MUTATIONS = [
         SOURCE,
         "anyone may invoke verify",
         _permission_public,
+    ),
+    Mutation(
+        "lambda-function-url-unauthenticated",
+        SOURCE,
+        "a function URL with authorization NONE lets anyone invoke verify",
+        _function_url_without_auth,
     ),
     Mutation(
         "sqs-aws-managed-key",
@@ -265,3 +310,23 @@ def test_s3_permission_also_needs_the_source_account(snapshot: Snapshot, judge: 
     assert judge(snapshot, SOURCE).blocking
     permission["sourceAccount"] = "123456789012"
     assert not judge(snapshot, SOURCE).findings
+
+
+def test_function_url_with_iam_authorization_passes(snapshot: Snapshot, judge: Judge) -> None:
+    _function_url_without_auth(snapshot)
+    assert judge(snapshot, SOURCE).blocking
+    snapshot.props(FUNCTION_URL, "ingest-verify-url")["authorizationType"] = "AWS_IAM"
+    assert not judge(snapshot, SOURCE).findings
+
+
+def test_well_formed_references_pass_but_arn_prefixes_do_not(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    env = _env(snapshot)
+    env["PACS_PARTNER_AUTH_SECRET"] = (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:partner-AbCdEf"
+    )
+    env["PACS_PARTNER_AUTH_MODE"] = "iam"
+    assert not judge(snapshot, SECRETS).findings
+    env["PACS_PARTNER_AUTH_SECRET"] = "arn:aws:secretsmanager:::hunter2"
+    assert len(_findings(judge(snapshot, SECRETS))) == 1

@@ -15,6 +15,12 @@ TASK = "aws:ecs/taskDefinition:TaskDefinition"
 SERVICE = "aws:ecs/service:Service"
 REPOSITORY = "aws:ecr/repository:Repository"
 SECRET = "aws:secretsmanager/secret:Secret"
+RULE = "aws:lb/listenerRule:ListenerRule"
+TARGET_GROUP = "aws:lb/targetGroup:TargetGroup"
+HTTP_TARGETS = (
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/pacs-dev-gw-http/"
+    "628bdbd82377bf0a"
+)
 ALB_ARN = (
     "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/pacs-dev-edge-alb/"
     "85a4d2cb9c2f7592"
@@ -38,7 +44,7 @@ def _container(edit: Callable[[dict[str, Any]], None]) -> Callable[[Snapshot], N
     return apply
 
 
-def _set(type_token: str, name: str, *path: str, value: Any) -> Callable[[Snapshot], None]:
+def _set(type_token: str, name: str, *path: str | int, value: Any) -> Callable[[Snapshot], None]:
     def apply(s: Snapshot) -> None:
         target = s.props(type_token, name)
         for step in path[:-1]:
@@ -95,6 +101,27 @@ def _ecr_aes256(s: Snapshot) -> None:
     s.props(REPOSITORY, "edge-repository")["encryptionConfigurations"] = [
         {"encryptionType": "AES256"}
     ]
+
+
+def _http_redirect_listener_with_forwarding_rule(s: Snapshot) -> None:
+    _http_listener_forwards(s)
+    s.props(LISTENER, "edge-http")["defaultActions"] = [
+        {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443"}}
+    ]
+    s.add(
+        RULE,
+        "edge-http-stow",
+        {
+            "listenerArn": ALB_ARN.replace(":loadbalancer/", ":listener/") + "/0f1e2d3c4b5a6978",
+            "priority": 10.0,
+            "actions": [{"type": "forward", "targetGroupArn": HTTP_TARGETS}],
+            "conditions": [{"pathPattern": {"values": ["/studies*"]}}],
+        },
+    )
+
+
+def _image(value: str) -> Callable[[Snapshot], None]:
+    return _container(lambda c: c.update(image=value))
 
 
 MUTATIONS = [
@@ -242,6 +269,76 @@ MUTATIONS = [
         "TLS private key secret under the AWS-managed key",
         _secret_default_key,
     ),
+    Mutation(
+        "elb-http-redirect-listener-forwarding-rule",
+        "aws-lb-listener-no-plaintext",
+        "an HTTP listener that redirects, plus a listener rule forwarding plaintext to the gateway",
+        _http_redirect_listener_with_forwarding_rule,
+    ),
+    Mutation(
+        "elb-dicom-passthrough-to-target-port-104",
+        "aws-lb-listener-no-plaintext",
+        "the TCP 2762 passthrough listener forwards to a target group on port 104",
+        _set(TARGET_GROUP, "edge-dimse-targets", "port", value=104.0),
+    ),
+    Mutation(
+        "elb-dicom-passthrough-to-container-port-104",
+        "aws-lb-listener-no-plaintext",
+        "the ECS service registers the DICOM targets on container port 104",
+        _set(SERVICE, "edge-service", "loadBalancers", 1, "containerPort", value=104.0),
+    ),
+    Mutation(
+        "elb-https-without-hsts",
+        "aws-lb-listener-require-hsts",
+        "the HTTPS listener stops sending Strict-Transport-Security",
+        _set(
+            LISTENER,
+            "edge-https",
+            "routingHttpResponseStrictTransportSecurityHeaderValue",
+            value=None,
+        ),
+    ),
+    Mutation(
+        "elb-https-short-hsts",
+        "aws-lb-listener-require-hsts",
+        "the HTTPS listener sends HSTS for five minutes",
+        _set(
+            LISTENER,
+            "edge-https",
+            "routingHttpResponseStrictTransportSecurityHeaderValue",
+            value="max-age=300; includeSubDomains",
+        ),
+    ),
+    Mutation(
+        "ecs-container-root-padded-uid",
+        "aws-ecs-task-definition-hardened",
+        "gateway container runs as root written 00:00",
+        _container(lambda c: c.update(user="00:00")),
+    ),
+    Mutation(
+        "ecs-container-root-by-name",
+        "aws-ecs-task-definition-hardened",
+        "gateway container runs as root:root",
+        _container(lambda c: c.update(user="root:root")),
+    ),
+    Mutation(
+        "ecs-image-docker-hub-latest",
+        "aws-ecs-task-definition-trusted-image",
+        "gateway runs docker.io/library/nginx:latest",
+        _image("docker.io/library/nginx:latest"),
+    ),
+    Mutation(
+        "ecs-image-ecr-latest",
+        "aws-ecs-task-definition-trusted-image",
+        "gateway runs the ECR image tagged latest",
+        _image("123456789012.dkr.ecr.us-east-1.amazonaws.com/pacs-dev/gateway:latest"),
+    ),
+    Mutation(
+        "ecs-image-ecr-untagged",
+        "aws-ecs-task-definition-trusted-image",
+        "gateway runs the ECR image without a tag (latest)",
+        _image("123456789012.dkr.ecr.us-east-1.amazonaws.com/pacs-dev/gateway"),
+    ),
 ]
 
 
@@ -289,7 +386,17 @@ def test_listener_rule_forwarding_on_an_http_listener_is_refused(
 def test_passthrough_ports_are_configurable(snapshot: Snapshot, judge: Judge) -> None:
     _set(LISTENER, "edge-dimse", "port", value=11112.0)(snapshot)
     assert judge(snapshot, "aws-lb-listener-no-plaintext").blocking
+    # The listener's port alone is not enough: its targets listen on 2762.
     config = {"aws-lb-listener-no-plaintext": {"tlsPassthroughPorts": [11112]}}
+    findings = judge(snapshot, "aws-lb-listener-no-plaintext", config=config).findings
+    assert [f.message for f in findings] == [
+        "listener edge-dimse (TCP 11112): target group pacs-dev-gw-dimse port is 2762; a TLS "
+        "passthrough listener may only forward to ports [11112]",
+        "listener edge-dimse (TCP 11112): target group pacs-dev-gw-dimse ECS service "
+        "edge-service containerPort is 2762; a TLS passthrough listener may only forward to "
+        "ports [11112]",
+    ]
+    config = {"aws-lb-listener-no-plaintext": {"tlsPassthroughPorts": [11112, 2762]}}
     assert not judge(snapshot, "aws-lb-listener-no-plaintext", config=config).findings
 
 
@@ -342,3 +449,104 @@ def test_defensive_desync_mode_is_a_setting(snapshot: Snapshot, judge: Judge) ->
     }
     report = judge(snapshot, "aws-lb-load-balancer-drop-invalid-headers", config=config)
     assert not report.findings
+
+
+def test_an_untied_listener_rule_is_judged_against_every_listener_it_may_belong_to(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    _http_redirect_listener_with_forwarding_rule(snapshot)
+    findings = judge(snapshot, "aws-lb-listener-no-plaintext").findings
+    assert [(_name(f.urn), f.message) for f in findings] == [
+        (
+            "edge-http",
+            "listener edge-http (HTTP 80): listener rule edge-http-stow must redirect to HTTPS "
+            "(it may belong to this listener)",
+        )
+    ]
+
+
+def test_a_listener_rule_tied_to_the_https_listener_passes(
+    plan_json_with_dependencies: dict[str, Any], judge: Judge
+) -> None:
+    snapshot = Snapshot(plan_json_with_dependencies)
+    _http_redirect_listener_with_forwarding_rule(snapshot)
+    https = snapshot.entry(LISTENER, "edge-https")["urn"]
+    snapshot.entry(RULE, "edge-http-stow")["propertyDependencies"] = {"listenerArn": [https]}
+    assert not judge(snapshot, "aws-lb-listener-no-plaintext").findings
+    # ...and by ARN, as a stack's outputs name it.
+    del snapshot.entry(RULE, "edge-http-stow")["propertyDependencies"]
+    arn = snapshot.props(RULE, "edge-http-stow")["listenerArn"]
+    snapshot.props(LISTENER, "edge-https")["arn"] = arn
+    snapshot.props(LISTENER, "edge-http")["arn"] = arn.replace("0f1e2d3c4b5a6978", "1111")
+    assert not judge(snapshot, "aws-lb-listener-no-plaintext").findings
+
+
+def test_passthrough_listener_to_a_target_group_outside_the_stack_is_refused(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    _set(
+        LISTENER,
+        "edge-dimse",
+        "defaultActions",
+        value=[
+            {
+                "type": "forward",
+                "forward": {
+                    "targetGroups": [{"arn": HTTP_TARGETS.replace("pacs-dev-gw-http", "elsewhere")}]
+                },
+            }
+        ],
+    )(snapshot)
+    findings = judge(snapshot, "aws-lb-listener-no-plaintext").findings
+    assert len(findings) == 1
+    assert "which is not a target group of the stack" in findings[0].message
+
+
+def test_root_users_however_written(snapshot: Snapshot, judge: Judge) -> None:
+    for user, root in [
+        ("0", True),
+        ("00", True),
+        ("0:1000", True),
+        ("ROOT", True),
+        (":1000", True),
+        ("10001", False),
+        ("10001:0", False),
+        ("gateway:gateway", False),
+    ]:
+        case = Snapshot(snapshot.document)
+        _container(lambda c, u=user: c.update(user=u))(case)
+        assert bool(judge(case, "aws-ecs-task-definition-hardened").blocking) is root, user
+
+
+def test_images_by_digest_or_from_listed_registries_pass(snapshot: Snapshot, judge: Judge) -> None:
+    digest = "sha256:" + "a" * 64
+    _image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/pacs-dev/gateway@{digest}")(snapshot)
+    assert not judge(snapshot, "aws-ecs-task-definition-trusted-image").findings
+    _image("registry.hospital.example/pacs/gateway:2.1")(snapshot)
+    findings = judge(snapshot, "aws-ecs-task-definition-trusted-image").findings
+    assert [f.message for f in findings] == [
+        "container gateway: image 'registry.hospital.example/pacs/gateway:2.1' must come from "
+        "ECR (<account>.dkr.ecr.<region>.amazonaws.com/...) or a registry in "
+        "allowedImageRegistries"
+    ]
+    config = {
+        "aws-ecs-task-definition-trusted-image": {
+            "allowedImageRegistries": ["registry.hospital.example/"]
+        }
+    }
+    report = judge(snapshot, "aws-ecs-task-definition-trusted-image", config=config)
+    assert not report.findings
+    _image("registry.hospital.example/pacs/gateway:latest")(snapshot)
+    assert judge(snapshot, "aws-ecs-task-definition-trusted-image", config=config).blocking
+
+
+def test_hsts_max_age_is_read_from_the_header(snapshot: Snapshot, judge: Judge) -> None:
+    header = "routingHttpResponseStrictTransportSecurityHeaderValue"
+    _set(LISTENER, "edge-https", header, value="includeSubDomains; MAX-AGE=63072000")(snapshot)
+    assert not judge(snapshot, "aws-lb-listener-require-hsts").findings
+    _set(LISTENER, "edge-https", header, value="max-age=31535999")(snapshot)
+    findings = judge(snapshot, "aws-lb-listener-require-hsts").findings
+    assert [f.message for f in findings] == [
+        "listener edge-https (HTTPS 443): routingHttpResponseStrictTransportSecurityHeaderValue "
+        "is 'max-age=31535999'; it must send HSTS with max-age of at least 31536000"
+    ]

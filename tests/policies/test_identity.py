@@ -13,6 +13,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 POLICY = "aws:iam/policy:Policy"
 ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 TRUST = "assumeRolePolicy"
+DATA_KEY = "arn:aws:kms:us-east-1:123456789012:key/d05df36e-d570-aad9-2114-16f571370cfe"
 SSO_ROLE = (
     "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/"
     "AWSReservedSSO_PacsImaging_????????????????"
@@ -163,6 +164,100 @@ def _replication_schedules_key_deletion(s: Snapshot) -> None:
         statement(doc, "DecryptSourceThroughS3")["Action"].append("kms:ScheduleKeyDeletion")
 
 
+def _ingest_stops_the_trail(s: Snapshot) -> None:
+    _add_statement(
+        s,
+        "ingest-ingest-policy",
+        {
+            "Sid": "BlindTheTrail",
+            "Effect": "Allow",
+            "Action": ["cloudtrail:StopLogging", "cloudtrail:PutEventSelectors"],
+            "Resource": "arn:aws:cloudtrail:us-east-1:123456789012:trail/pacs-dev-trail",
+        },
+    )
+
+
+def _verify_deletes_log_groups(s: Snapshot) -> None:
+    _add_statement(
+        s,
+        "ingest-verify-policy",
+        {
+            "Sid": "CleanUpLogs",
+            "Effect": "Allow",
+            "Action": ["logs:DeleteLogGroup", "logs:PutRetentionPolicy"],
+            "Resource": "arn:aws:logs:us-east-1:123456789012:log-group:/pacs-dev/cloudtrail:*",
+        },
+    )
+
+
+def _operator_opens_buckets(s: Snapshot) -> None:
+    _add_statement(
+        s,
+        "identity-imaging-operator-policy",
+        {
+            "Sid": "FixBucketSettings",
+            "Effect": "Allow",
+            "Action": ["s3:PutBucketPublicAccessBlock", "s3:PutEncryptionConfiguration"],
+            "Resource": "arn:aws:s3:::pacs-dev-123456789012-us-east-1-archive",
+        },
+    )
+
+
+def _operator_grants_the_data_key(s: Snapshot) -> None:
+    _add_statement(
+        s,
+        "identity-imaging-operator-policy",
+        {
+            "Sid": "ShareTheDataKey",
+            "Effect": "Allow",
+            "Action": ["kms:CreateGrant"],
+            "Resource": DATA_KEY,
+        },
+    )
+
+
+def _wildcard_object_read(s: Snapshot) -> None:
+    with s.policy(ROLE_POLICY, "identity-imaging-viewer-policy") as doc:
+        statement(doc, "ReadArchivedStudiesAndDerivedObjects")["Resource"] = "arn:aws:s3:::*/*"
+
+
+def _decrypt_with_any_key(s: Snapshot) -> None:
+    with s.policy(ROLE_POLICY, "ingest-verify-policy") as doc:
+        statement(doc, "DecryptArchivedObjectsAndIndexRows")["Resource"] = "*"
+
+
+def _read_only_access_attached(s: Snapshot) -> None:
+    s.add(
+        ATTACHMENT,
+        "edge-task-read-only",
+        {"policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess", "role": "pacs-dev-gateway-task"},
+    )
+
+
+def _foreign_customer_policy_attached(s: Snapshot) -> None:
+    s.add(
+        ATTACHMENT,
+        "ingest-verify-legacy",
+        {
+            "policyArn": "arn:aws:iam::123456789012:policy/legacy-broad-access",
+            "role": "pacs-dev-verify",
+        },
+    )
+
+
+def _ingest_runs_code_as_other_roles(s: Snapshot) -> None:
+    _add_statement(
+        s,
+        "ingest-ingest-policy",
+        {
+            "Sid": "RunCodeElsewhere",
+            "Effect": "Allow",
+            "Action": ["lambda:UpdateFunctionCode", "ssm:SendCommand", "ecs:RunTask"],
+            "Resource": "*",
+        },
+    )
+
+
 def _administrator_attached(s: Snapshot) -> None:
     s.add(
         ATTACHMENT,
@@ -217,6 +312,17 @@ def _break_glass_alarm_silent(s: Snapshot) -> None:
     s.props("aws:cloudwatch/metricAlarm:MetricAlarm", "audit-break-glass-assumed-alarm")[
         "alarmActions"
     ] = []
+
+
+def _break_glass_untagged_and_unalarmed(s: Snapshot) -> None:
+    s.props(ROLE, "identity-break-glass")["tags"] = {"purpose": "break-glass"}
+    s.remove("aws:cloudwatch/metricAlarm:MetricAlarm", "audit-break-glass-assumed-alarm")
+
+
+def _break_glass_alarm_foreign_topic(s: Snapshot) -> None:
+    s.props("aws:cloudwatch/metricAlarm:MetricAlarm", "audit-break-glass-assumed-alarm")[
+        "alarmActions"
+    ] = ["arn:aws:sns:us-east-1:123456789012:not-declared-here"]
 
 
 MUTATIONS = [
@@ -315,6 +421,72 @@ MUTATIONS = [
         "aws-iam-role-no-delete-or-lock-bypass",
         "replication role may schedule the archive key's deletion",
         _replication_schedules_key_deletion,
+    ),
+    Mutation(
+        "iam-ingest-stops-the-trail",
+        "aws-iam-role-no-delete-or-lock-bypass",
+        "ingest may stop the trail and change its event selectors",
+        _ingest_stops_the_trail,
+    ),
+    Mutation(
+        "iam-verify-deletes-log-groups",
+        "aws-iam-role-no-delete-or-lock-bypass",
+        "verify may delete the trail's log group or shorten its retention",
+        _verify_deletes_log_groups,
+    ),
+    Mutation(
+        "iam-operator-opens-buckets",
+        "aws-iam-role-no-delete-or-lock-bypass",
+        "operator may change the archive's public access block and default encryption",
+        _operator_opens_buckets,
+    ),
+    Mutation(
+        "iam-operator-grants-the-data-key",
+        "aws-iam-role-no-delete-or-lock-bypass",
+        "operator may create grants on the data key for any principal",
+        _operator_grants_the_data_key,
+    ),
+    Mutation(
+        "iam-wildcard-object-read",
+        "aws-iam-no-wildcard-data-access",
+        "viewer reads objects of every bucket (arn:aws:s3:::*/*)",
+        _wildcard_object_read,
+    ),
+    Mutation(
+        "iam-decrypt-with-any-key",
+        "aws-iam-no-wildcard-data-access",
+        "verify may decrypt with any key (Resource '*', no condition)",
+        _decrypt_with_any_key,
+    ),
+    Mutation(
+        "iam-read-only-access-attached",
+        "aws-iam-no-admin-policy-attachments",
+        "ReadOnlyAccess (every object and item of the account) attached to the gateway task role",
+        _read_only_access_attached,
+    ),
+    Mutation(
+        "iam-foreign-customer-policy-attached",
+        "aws-iam-no-admin-policy-attachments",
+        "a customer-managed policy from outside the stack attached to the verify role",
+        _foreign_customer_policy_attached,
+    ),
+    Mutation(
+        "iam-ingest-runs-code-as-other-roles",
+        "aws-iam-no-privilege-escalation",
+        "ingest may update function code, send SSM commands and run ECS tasks anywhere",
+        _ingest_runs_code_as_other_roles,
+    ),
+    Mutation(
+        "iam-break-glass-untagged-and-unalarmed",
+        "aws-iam-break-glass-role-alarmed",
+        "break-glass role's duty tag renamed and its alarm deleted",
+        _break_glass_untagged_and_unalarmed,
+    ),
+    Mutation(
+        "iam-break-glass-alarm-foreign-topic",
+        "aws-iam-break-glass-role-alarmed",
+        "the break-glass alarm notifies a topic the stack does not declare",
+        _break_glass_alarm_foreign_topic,
     ),
     Mutation(
         "iam-administrator-attached",
@@ -475,7 +647,23 @@ def test_external_boundary_setting(snapshot: Snapshot, judge: Judge) -> None:
 def test_allowed_managed_policy_setting(snapshot: Snapshot, judge: Judge) -> None:
     policy = "aws-iam-no-admin-policy-attachments"
     _s3_full_access(snapshot)
+    defaults = [
+        "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForBackup",
+        "arn:aws:iam::aws:policy/service-role/AWSBackupServiceRolePolicyForRestores",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+    ]
+    # The setting replaces the default list: leaving the stack's own out refuses them.
     config = {policy: {"allowedManagedPolicyArns": ["arn:aws:iam::aws:policy/AmazonS3FullAccess"]}}
+    assert _names(judge(snapshot, policy, config=config)) == {
+        "dr-backup-role-policy-0",
+        "dr-backup-role-policy-1",
+        "ingest-ingest-vpc-access",
+    }
+    config = {
+        policy: {
+            "allowedManagedPolicyArns": [*defaults, "arn:aws:iam::aws:policy/AmazonS3FullAccess"]
+        }
+    }
     assert not judge(snapshot, policy, config=config).findings
     # Through the role's managed_policy_arns too.
     snapshot.props(ROLE, "dr-backup-role")["managedPolicyArns"] = [
@@ -530,3 +718,82 @@ def test_deny_wildcards_of_the_boundary_are_not_grants(
     assert any(
         "permissions-boundary-policy" in u for u in report.satisfied["aws-iam-no-wildcard-actions"]
     )
+
+
+def test_managed_policies_of_the_stack_may_be_attached(snapshot: Snapshot, judge: Judge) -> None:
+    policy = "aws-iam-no-admin-policy-attachments"
+    snapshot.add(
+        POLICY,
+        "verify-extra",
+        {
+            "name": "pacs-dev-verify-extra",
+            "policy": json.dumps({"Version": "2012-10-17", "Statement": []}),
+        },
+    )
+    snapshot.add(
+        ATTACHMENT,
+        "verify-extra-attachment",
+        {
+            "policyArn": "arn:aws:iam::123456789012:policy/pacs-dev-verify-extra",
+            "role": "pacs-dev-verify",
+        },
+    )
+    assert not judge(snapshot, policy).findings
+    snapshot.props(ROLE, "ingest-verify-role")["managedPolicyArns"] = [
+        "arn:aws:iam::123456789012:policy/pacs-dev-verify-extra",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+    ]
+    assert not judge(snapshot, policy).findings
+
+
+def test_grants_for_aws_resources_only_are_admitted(snapshot: Snapshot, judge: Judge) -> None:
+    policy = "aws-iam-role-no-delete-or-lock-bypass"
+    _operator_grants_the_data_key(snapshot)
+    with snapshot.policy(ROLE_POLICY, "identity-imaging-operator-policy") as doc:
+        statement(doc, "ShareTheDataKey")["Condition"] = {
+            "Bool": {"kms:GrantIsForAWSResource": "true"}
+        }
+    assert not judge(snapshot, policy).findings
+    with snapshot.policy(ROLE_POLICY, "identity-imaging-operator-policy") as doc:
+        statement(doc, "ShareTheDataKey")["Condition"] = {
+            "BoolIfExists": {"kms:GrantIsForAWSResource": "true"}
+        }
+    assert _names(judge(snapshot, policy)) == {"identity-imaging-operator"}
+
+
+def test_named_data_resources_may_end_in_patterns(snapshot: Snapshot, judge: Judge) -> None:
+    policy = "aws-iam-no-wildcard-data-access"
+    _add_statement(
+        snapshot,
+        "ingest-verify-policy",
+        {
+            "Sid": "NamedResourcesWithPatterns",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "secretsmanager:GetSecretValue", "dynamodb:Query"],
+            "Resource": [
+                "arn:aws:s3:::pacs-dev-123456789012-us-east-1-archive/studies/*",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:pacs-dev/db-??????",
+                "arn:aws:dynamodb:us-east-1:123456789012:table/pacs-dev-index/index/*",
+                # Another service's ARN is not one these actions reach.
+                "arn:aws:logs:us-east-1:123456789012:log-group:/pacs-dev/*",
+            ],
+        },
+    )
+    assert not judge(snapshot, policy).findings
+    for wide in (
+        "arn:aws:s3:::pacs-dev-*",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:pacs-dev/*",
+        "arn:aws:dynamodb:us-east-1:123456789012:table/*",
+        "arn:aws:s3:::pacs-dev-123456789012-us-east-1-archive/*".replace("us-east-1", "*"),
+    ):
+        with snapshot.policy(ROLE_POLICY, "ingest-verify-policy") as doc:
+            statement(doc, "NamedResourcesWithPatterns")["Resource"] = wide
+        assert _names(judge(snapshot, policy)) == {"ingest-verify-policy"}, wide
+
+
+def test_break_glass_role_is_known_by_its_name_too(snapshot: Snapshot, judge: Judge) -> None:
+    policy = "aws-iam-break-glass-role-alarmed"
+    snapshot.props(ROLE, "identity-break-glass")["tags"] = {}
+    assert not judge(snapshot, policy).findings
+    _break_glass_unwatched(snapshot)
+    assert _names(judge(snapshot, policy)) == {"identity-break-glass"}

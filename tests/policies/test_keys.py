@@ -80,6 +80,10 @@ def _short_deletion_window(s: Snapshot) -> None:
     s.props(KEY, "keys-pseudonym")["deletionWindowInDays"] = 7.0
 
 
+def _archive_key_disabled(s: Snapshot) -> None:
+    s.props(KEY, "keys-archive")["isEnabled"] = False
+
+
 MUTATIONS = [
     Mutation(
         "kms-archive-rotation-off",
@@ -128,6 +132,12 @@ MUTATIONS = [
         "aws-kms-key-require-deletion-window",
         "pseudonym key deletable after 7 days",
         _short_deletion_window,
+    ),
+    Mutation(
+        "kms-archive-key-disabled",
+        "aws-kms-key-require-enabled",
+        "archive key disabled: every archived image becomes unreadable",
+        _archive_key_disabled,
     ),
 ]
 
@@ -266,3 +276,19 @@ def test_deletion_window_default_and_setting(snapshot: Snapshot, judge: Judge) -
     _short_deletion_window(snapshot)
     config = {"aws-kms-key-require-deletion-window": {"minimumDeletionWindowDays": 7}}
     assert not judge(snapshot, "aws-kms-key-require-deletion-window", config=config).findings
+
+
+def test_enabled_unset_or_true_passes_and_replica_keys_are_read(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    # The default stack leaves isEnabled unset (AWS enables a key); true, as outputs say, passes.
+    snapshot.props(KEY, "keys-archive")["isEnabled"] = True
+    assert not judge(snapshot, "aws-kms-key-require-enabled").findings
+    snapshot.add(
+        "aws:kms/replicaKey:ReplicaKey",
+        "keys-archive-replica",
+        {"primaryKeyArn": "arn:aws:kms:us-east-1:123456789012:key/mrk-1", "enabled": "false"},
+    )
+    report = judge(snapshot, "aws-kms-key-require-enabled")
+    assert _names(report) == {"keys-archive-replica"}
+    assert "enabled must be true" in report.findings[0].message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tests.policies.conftest import Judge
@@ -15,6 +16,11 @@ DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 ENDPOINT = "aws:ec2/vpcEndpoint:VpcEndpoint"
 IGW = "aws:ec2/internetGateway:InternetGateway"
 VPC_ID = "vpc-2183149924740027e"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+PREFIX_LIST = "aws:ec2/managedPrefixList:ManagedPrefixList"
+ROUTE = "aws:ec2/route:Route"
+ROUTE_TABLE = "aws:ec2/routeTable:RouteTable"
+ALB_SG = "sg-a2cea93218bc4cc3d"
 
 
 def _name(urn: str) -> str:
@@ -125,6 +131,99 @@ def _s3_endpoint_any_bucket(s: Snapshot) -> None:
         del statement(doc, "OnlyThisAccount")["Condition"]["StringEquals"]["aws:ResourceAccount"]
 
 
+def _alb_ingress(name: str, **source: Any) -> Callable[[Snapshot], None]:
+    def apply(s: Snapshot) -> None:
+        s.add(
+            INGRESS_RULE,
+            name,
+            {
+                "securityGroupId": ALB_SG,
+                "ipProtocol": "tcp",
+                "fromPort": 443.0,
+                "toPort": 443.0,
+                **source,
+            },
+        )
+
+    return apply
+
+
+_alb_from_public_range = _alb_ingress("edge-alb-from-public", cidrIpv4="52.0.0.0/8")
+_alb_from_outside_prefix_list = _alb_ingress("edge-alb-from-list", prefixListId="pl-0a1b2c3d")
+
+
+def _alb_from_public_prefix_list(s: Snapshot) -> None:
+    s.add(
+        PREFIX_LIST,
+        "edge-clients",
+        {
+            "name": "pacs-dev-clients",
+            "addressFamily": "IPv4",
+            "maxEntries": 5.0,
+            "entries": [{"cidr": "10.40.0.0/16"}, {"cidr": "52.0.0.0/8"}],
+        },
+    )
+    _alb_ingress("edge-alb-from-clients", prefixListId="pl-0123456789abcdef0")(s)
+
+
+def _flow_log_rejects_only_and_copy_to_attacker(s: Snapshot) -> None:
+    s.props(FLOW_LOG, "network-flow-log")["trafficType"] = "REJECT"
+    s.add(
+        FLOW_LOG,
+        "network-flow-log-copy",
+        {
+            "vpcId": VPC_ID,
+            "trafficType": "ALL",
+            "logDestinationType": "s3",
+            "logDestination": "arn:aws:s3:::attacker-bucket",
+        },
+    )
+
+
+def _flow_log_copy_to_foreign_group(s: Snapshot) -> None:
+    s.add(
+        FLOW_LOG,
+        "network-flow-log-copy",
+        {
+            "vpcId": VPC_ID,
+            "trafficType": "ALL",
+            "logDestinationType": "cloud-watch-logs",
+            "logDestination": "arn:aws:logs:us-east-1:123456789012:log-group:/elsewhere/flows",
+            "iamRoleArn": "arn:aws:iam::123456789012:role/pacs-dev-flow-logs",
+        },
+    )
+
+
+def _default_route_through_peering(s: Snapshot) -> None:
+    s.add(
+        ROUTE,
+        "network-app-peer-default-route",
+        {
+            "routeTableId": "network-app-routes-db31148d",
+            "destinationCidrBlock": "0.0.0.0/0",
+            "vpcPeeringConnectionId": "pcx-0a1b2c3d4e5f60718",
+        },
+    )
+
+
+def _ipv6_default_route_through_interface(s: Snapshot) -> None:
+    s.add(
+        ROUTE,
+        "network-app-eni-default-route",
+        {
+            "routeTableId": "network-app-routes-db31148d",
+            "destinationIpv6CidrBlock": "::/0",
+            "networkInterfaceId": "eni-0a1b2c3d4e5f60718",
+        },
+    )
+
+
+def _inline_default_route_through_transit_gateway(s: Snapshot) -> None:
+    s.props(ROUTE_TABLE, "network-data-routes")["routes"] = [
+        {"cidrBlock": "0.0.0.0/0", "transitGatewayId": "tgw-0a1b2c3d4e5f60718"}
+    ]
+
+
 MUTATIONS = [
     Mutation(
         "ec2-flow-log-removed",
@@ -222,6 +321,54 @@ MUTATIONS = [
         "the S3 endpoint lets data out to buckets of other accounts",
         _s3_endpoint_any_bucket,
     ),
+    Mutation(
+        "ec2-alb-ingress-from-public-range",
+        "aws-ec2-security-group-no-public-ingress",
+        "HTTPS to the ALB from the public range 52.0.0.0/8",
+        _alb_from_public_range,
+    ),
+    Mutation(
+        "ec2-alb-ingress-from-public-prefix-list",
+        "aws-ec2-security-group-prefix-list-ingress-private",
+        "HTTPS to the ALB from a stack prefix list holding 52.0.0.0/8",
+        _alb_from_public_prefix_list,
+    ),
+    Mutation(
+        "ec2-alb-ingress-from-outside-prefix-list",
+        "aws-ec2-security-group-prefix-list-ingress-private",
+        "HTTPS to the ALB from a prefix list managed outside the stack",
+        _alb_from_outside_prefix_list,
+    ),
+    Mutation(
+        "ec2-flow-log-rejects-only-all-to-attacker-bucket",
+        "aws-ec2-vpc-require-flow-logs",
+        "the flow log records rejects only, a second one sends ALL to s3://attacker-bucket",
+        _flow_log_rejects_only_and_copy_to_attacker,
+    ),
+    Mutation(
+        "ec2-flow-log-copy-to-foreign-log-group",
+        "aws-ec2-vpc-require-flow-logs",
+        "a second flow log sends ALL traffic to a log group not in the stack",
+        _flow_log_copy_to_foreign_group,
+    ),
+    Mutation(
+        "ec2-default-route-through-peering",
+        "aws-ec2-vpc-no-internet-gateway",
+        "the app tier routes 0.0.0.0/0 through a VPC peering connection",
+        _default_route_through_peering,
+    ),
+    Mutation(
+        "ec2-ipv6-default-route-through-interface",
+        "aws-ec2-vpc-no-internet-gateway",
+        "the app tier routes ::/0 through a network interface",
+        _ipv6_default_route_through_interface,
+    ),
+    Mutation(
+        "ec2-inline-default-route-through-transit-gateway",
+        "aws-ec2-vpc-no-internet-gateway",
+        "the data tier's route table routes 0.0.0.0/0 through a transit gateway",
+        _inline_default_route_through_transit_gateway,
+    ),
 ]
 
 
@@ -289,3 +436,130 @@ def test_a_second_vpc_without_flow_logs_is_named(
     assert [(_name(f.urn), f.message) for f in findings] == [
         ("spare-vpc", "VPC spare must have a flow log (aws.ec2.FlowLog with vpc_id)")
     ]
+
+
+NO_PUBLIC_INGRESS = "aws-ec2-security-group-no-public-ingress"
+PREFIX_LIST_INGRESS = "aws-ec2-security-group-prefix-list-ingress-private"
+
+
+def test_private_ranges_pass_and_public_ranges_need_listing(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    rules = snapshot.props(SECURITY_GROUP, "network-endpoints-sg")["ingress"]
+    rules[0]["cidrBlocks"] = ["192.168.0.0/16", "100.64.0.0/10"]
+    rules[0]["ipv6CidrBlocks"] = ["fd00:1234::/48"]
+    assert not judge(snapshot, NO_PUBLIC_INGRESS).findings
+    rules[0]["cidrBlocks"] = ["52.10.0.0/16", "172.32.0.0/16"]
+    rules[0]["ipv6CidrBlocks"] = ["2600:1f18::/48"]
+    findings = judge(snapshot, NO_PUBLIC_INGRESS).findings
+    assert len(findings) == 3
+    assert "admits 52.10.0.0/16, a public range not listed in allowedPublicCidrs" in (
+        findings[0].message
+    )
+    config = {NO_PUBLIC_INGRESS: {"allowedPublicCidrs": ["52.0.0.0/8", "172.32.0.0/16"]}}
+    assert len(judge(snapshot, NO_PUBLIC_INGRESS, config=config).findings) == 1  # the IPv6 one
+    # Listing a public range never admits a too-broad one.
+    rules[0]["cidrBlocks"] = ["0.0.0.0/0"]
+    rules[0]["ipv6CidrBlocks"] = []
+    config = {NO_PUBLIC_INGRESS: {"allowedPublicCidrs": ["0.0.0.0/0"]}}
+    assert judge(snapshot, NO_PUBLIC_INGRESS, config=config).blocking
+
+
+def test_public_range_finding_names_the_rule(snapshot: Snapshot, judge: Judge) -> None:
+    _alb_from_public_range(snapshot)
+    findings = judge(snapshot, NO_PUBLIC_INGRESS).findings
+    assert [(_name(f.urn), f.message) for f in findings] == [
+        (
+            "edge-alb-from-public",
+            "security group rule edge-alb-from-public: ingress rule admits 52.0.0.0/8, a public "
+            "range not listed in allowedPublicCidrs: ingress must come from private or listed "
+            "networks, not the internet",
+        )
+    ]
+
+
+def test_prefix_list_of_private_ranges_passes(
+    plan_json_with_dependencies: dict[str, Any], judge: Judge
+) -> None:
+    snapshot = Snapshot(plan_json_with_dependencies)
+    _alb_from_public_prefix_list(snapshot)
+    snapshot.props(PREFIX_LIST, "edge-clients")["entries"] = [{"cidr": "10.40.0.0/16"}]
+    assert not judge(snapshot, PREFIX_LIST_INGRESS).findings
+    # A ManagedPrefixListEntry adding a public range to it is found.
+    snapshot.add(
+        "aws:ec2/managedPrefixListEntry:ManagedPrefixListEntry",
+        "edge-clients-extra",
+        {"prefixListId": "pl-0123456789abcdef0", "cidr": "3.0.0.0/8"},
+    )
+    findings = judge(snapshot, PREFIX_LIST_INGRESS).findings
+    assert [_name(f.urn) for f in findings] == ["edge-alb-from-clients"]
+    assert "whose entry 3.0.0.0/8 is a public range" in findings[0].message
+
+
+def test_prefix_list_tied_by_dependency(
+    plan_json_with_dependencies: dict[str, Any], judge: Judge
+) -> None:
+    snapshot = Snapshot(plan_json_with_dependencies)
+    _alb_from_public_prefix_list(snapshot)
+    list_urn = snapshot.entry(PREFIX_LIST, "edge-clients")["urn"]
+    snapshot.entry(INGRESS_RULE, "edge-alb-from-clients")["propertyDependencies"] = {
+        "prefixListId": [list_urn]
+    }
+    assert judge(snapshot, PREFIX_LIST_INGRESS).blocking
+    # Once the list holds private ranges only, the rule tied to it passes.
+    snapshot.props(PREFIX_LIST, "edge-clients")["entries"] = [{"cidr": "10.40.0.0/16"}]
+    assert not judge(snapshot, PREFIX_LIST_INGRESS).findings
+    # A rule that names a literal id while depending on no prefix list names an outside list
+    # when the stack's lists have known ids (a stack's outputs).
+    snapshot.props(PREFIX_LIST, "edge-clients")["arn"] = (
+        "arn:aws:ec2:us-east-1:123456789012:prefix-list/pl-0fedcba987654321f"
+    )
+    snapshot.entry(INGRESS_RULE, "edge-alb-from-clients")["propertyDependencies"] = {}
+    assert judge(snapshot, PREFIX_LIST_INGRESS).blocking
+
+
+def test_outside_prefix_lists_allowed_by_setting(snapshot: Snapshot, judge: Judge) -> None:
+    _alb_from_outside_prefix_list(snapshot)
+    assert judge(snapshot, PREFIX_LIST_INGRESS).blocking
+    config = {PREFIX_LIST_INGRESS: {"allowedPrefixListIds": ["pl-0a1b2c3d"]}}
+    assert not judge(snapshot, PREFIX_LIST_INGRESS, config=config).findings
+    # ...but not the public entries the stack adds to it.
+    snapshot.add(
+        "aws:ec2/managedPrefixListEntry:ManagedPrefixListEntry",
+        "edge-list-extra",
+        {"prefixListId": "pl-0a1b2c3d", "cidr": "0.0.0.0/0"},
+    )
+    assert judge(snapshot, PREFIX_LIST_INGRESS, config=config).blocking
+
+
+def test_flow_log_to_a_stack_bucket_passes_and_foreign_ones_are_named(
+    plan_json_with_dependencies: dict[str, Any], judge: Judge
+) -> None:
+    snapshot = Snapshot(plan_json_with_dependencies)
+    _flow_log_rejects_only_and_copy_to_attacker(snapshot)
+    findings = judge(snapshot, "aws-ec2-vpc-require-flow-logs").findings
+    assert sorted(_name(f.urn) for f in findings) == ["network-flow-log-copy", "network-vpc"]
+    copy = snapshot.props(FLOW_LOG, "network-flow-log-copy")
+    copy["logDestination"] = "arn:aws:s3:::pacs-dev-123456789012-us-east-1-access-logs/flows/"
+    snapshot.props("aws:s3/bucket:Bucket", "imaging-access-logs")["bucket"] = (
+        "pacs-dev-123456789012-us-east-1-access-logs"
+    )
+    assert not judge(snapshot, "aws-ec2-vpc-require-flow-logs").findings
+
+
+def test_default_routes_allowed_by_setting(snapshot: Snapshot, judge: Judge) -> None:
+    _default_route_through_peering(snapshot)
+    findings = judge(snapshot, "aws-ec2-vpc-no-internet-gateway").findings
+    assert [f.message for f in findings] == [
+        "route network-app-peer-default-route of 0.0.0.0/0 through vpcPeeringConnectionId "
+        "pcx-0a1b2c3d4e5f60718 must be removed (the VPC has no path to the internet)"
+    ]
+    config = {"aws-ec2-vpc-no-internet-gateway": {"allowDefaultRoutes": True}}
+    assert not judge(snapshot, "aws-ec2-vpc-no-internet-gateway", config=config).findings
+    # A route to an internet gateway stays refused.
+    _route_to_igw(snapshot)
+    assert judge(snapshot, "aws-ec2-vpc-no-internet-gateway", config=config).blocking
+    # Named (non-default) routes through a peering pass.
+    snapshot.props(ROUTE, "network-app-peer-default-route")["destinationCidrBlock"] = "10.50.0.0/16"
+    snapshot.remove(ROUTE, "network-app-default-route")
+    assert not judge(snapshot, "aws-ec2-vpc-no-internet-gateway").findings

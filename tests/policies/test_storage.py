@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from tests.policies.conftest import Judge
+import pytest
+
+from policies.controls import INTEGRITY
+from tests.policies.conftest import Judge, policy
 from tests.policies.mutations import Mutation, Snapshot, drop_statement, statement
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -14,6 +18,11 @@ ENCRYPTION = (
 LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
 REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
+ARCHIVE = "pacs-dev-123456789012-us-east-1-archive"
+DERIVED_ARN = "arn:aws:s3:::pacs-dev-123456789012-us-east-1-derived"
 
 
 def _public_access_off(s: Snapshot) -> None:
@@ -118,6 +127,149 @@ def _public_read_policy(s: Snapshot) -> None:
                 "Resource": "arn:aws:s3:::pacs-dev-123456789012-us-east-1-derived/*",
             }
         )
+
+
+def _old_tls_as_list(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-inbox-policy") as doc:
+        statement(doc, "DenyTlsOlderThan12")["Condition"]["NumericLessThan"]["s3:TlsVersion"] = [
+            "1.0"
+        ]
+
+
+def _second_encryption_sse_s3(s: Snapshot) -> None:
+    s.add(
+        ENCRYPTION,
+        "imaging-archive-encryption-sse-s3",
+        {
+            "bucket": ARCHIVE,
+            "rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}],
+        },
+    )
+
+
+def _second_versioning_suspended(s: Snapshot) -> None:
+    s.add(
+        VERSIONING,
+        "imaging-archive-versioning-suspended",
+        {"bucket": ARCHIVE, "versioningConfiguration": {"status": "Suspended"}},
+    )
+
+
+def _second_access_block_off(s: Snapshot) -> None:
+    s.add(
+        ACCESS_BLOCK,
+        "imaging-archive-public-access-off",
+        {
+            "bucket": ARCHIVE,
+            "blockPublicAcls": False,
+            "ignorePublicAcls": False,
+            "blockPublicPolicy": False,
+            "restrictPublicBuckets": False,
+        },
+    )
+
+
+def _second_ownership_object_writer(s: Snapshot) -> None:
+    s.add(
+        OWNERSHIP,
+        "imaging-archive-ownership-writer",
+        {"bucket": ARCHIVE, "rule": {"objectOwnership": "ObjectWriter"}},
+    )
+
+
+def _second_lock_governance(s: Snapshot) -> None:
+    s.add(
+        LOCK,
+        "imaging-archive-object-lock-governance",
+        {
+            "bucket": ARCHIVE,
+            "objectLockEnabled": "Enabled",
+            "rule": {"defaultRetention": {"mode": "GOVERNANCE", "days": 1.0}},
+        },
+    )
+
+
+def _tls_deny_only_from_vpce(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-derived-policy") as doc:
+        statement(doc, "DenyInsecureTransport")["Condition"]["StringEquals"] = {
+            "aws:SourceVpce": "vpce-0123456789abcdef0"
+        }
+
+
+def _tls_deny_voided_by_null(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-archive-policy") as doc:
+        statement(doc, "DenyInsecureTransport")["Condition"]["Null"] = {
+            "aws:SecureTransport": "true"
+        }
+
+
+def _tls_deny_bucket_arn_only(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-derived-policy") as doc:
+        statement(doc, "DenyInsecureTransport")["Resource"] = DERIVED_ARN
+
+
+def _old_tls_deny_narrowed(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-inbox-policy") as doc:
+        statement(doc, "DenyTlsOlderThan12")["Condition"]["StringEquals"] = {
+            "aws:SourceVpce": "vpce-0123456789abcdef0"
+        }
+
+
+def _public_inline_bucket_policy(s: Snapshot) -> None:
+    s.props(BUCKET, "imaging-derived")["policy"] = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "PublicRead",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"{DERIVED_ARN}/*",
+                }
+            ],
+        }
+    )
+
+
+def _not_principal_allow(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-derived-policy") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "EveryoneButOne",
+                "Effect": "Allow",
+                "NotPrincipal": {"AWS": "arn:aws:iam::123456789012:role/nobody"},
+                "Action": "s3:GetObject",
+                "Resource": f"{DERIVED_ARN}/*",
+            }
+        )
+
+
+def _replicate_tagged_subset(s: Snapshot) -> None:
+    s.props(REPLICATION, "dr-replication")["rules"][0]["filter"] = {
+        "tag": {"key": "replicate", "value": "yes"}
+    }
+
+
+def _replicate_and_subset(s: Snapshot) -> None:
+    s.props(REPLICATION, "dr-replication")["rules"][0]["filter"] = {
+        "and": {"prefix": "", "tags": {"replicate": "yes"}}
+    }
+
+
+def _replicate_outside_the_stack(s: Snapshot) -> None:
+    s.props(REPLICATION, "dr-replication")["rules"][0]["destination"]["bucket"] = (
+        "arn:aws:s3:::somebody-elses-bucket"
+    )
+
+
+def _audit_trail_unlocked(s: Snapshot) -> None:
+    s.props(BUCKET, "audit-audit-trail")["objectLockEnabled"] = False
+    s.remove(LOCK, "audit-audit-trail-object-lock")
+
+
+def _audit_trail_short_retention(s: Snapshot) -> None:
+    s.props(LOCK, "audit-audit-trail-object-lock")["rule"]["defaultRetention"]["days"] = 30.0
 
 
 MUTATIONS = [
@@ -229,6 +381,108 @@ MUTATIONS = [
         "derived bucket policy lets anyone read",
         _public_read_policy,
     ),
+    Mutation(
+        "s3-tls10-allowed-as-list",
+        "aws-s3-bucket-require-tls-only-policy",
+        "inbox TLS-version deny written as a one-element list ['1.0']",
+        _old_tls_as_list,
+    ),
+    Mutation(
+        "s3-archive-second-encryption-sse-s3",
+        "aws-s3-bucket-require-kms-encryption",
+        "a second encryption configuration sets SSE-S3 on the archive",
+        _second_encryption_sse_s3,
+    ),
+    Mutation(
+        "s3-archive-second-versioning-suspended",
+        "aws-s3-bucket-require-versioning",
+        "a second versioning resource suspends versioning of the archive",
+        _second_versioning_suspended,
+    ),
+    Mutation(
+        "s3-archive-second-public-access-block-off",
+        "aws-s3-bucket-require-public-access-block",
+        "a second public access block turns every setting off on the archive",
+        _second_access_block_off,
+    ),
+    Mutation(
+        "s3-archive-second-ownership-object-writer",
+        "aws-s3-bucket-require-owner-enforced",
+        "a second ownership control turns ACLs back on for the archive",
+        _second_ownership_object_writer,
+    ),
+    Mutation(
+        "s3-archive-second-lock-governance",
+        "aws-s3-bucket-require-object-lock",
+        "a second Object Lock configuration puts the archive in 1-day GOVERNANCE mode",
+        _second_lock_governance,
+    ),
+    Mutation(
+        "s3-tls-deny-only-from-vpce",
+        "aws-s3-bucket-require-tls-only-policy",
+        "derived TLS deny applies only to requests through one VPC endpoint",
+        _tls_deny_only_from_vpce,
+    ),
+    Mutation(
+        "s3-tls-deny-voided-by-null",
+        "aws-s3-bucket-require-tls-only-policy",
+        "archive TLS deny also requires aws:SecureTransport to be absent (never applies)",
+        _tls_deny_voided_by_null,
+    ),
+    Mutation(
+        "s3-tls-deny-bucket-arn-only",
+        "aws-s3-bucket-require-tls-only-policy",
+        "derived TLS deny covers the bucket but not its objects",
+        _tls_deny_bucket_arn_only,
+    ),
+    Mutation(
+        "s3-old-tls-deny-narrowed",
+        "aws-s3-bucket-require-tls-only-policy",
+        "inbox TLS-version deny applies only to requests through one VPC endpoint",
+        _old_tls_deny_narrowed,
+    ),
+    Mutation(
+        "s3-public-inline-bucket-policy",
+        "aws-s3-bucket-policy-no-public-allow",
+        "derived bucket's own policy argument lets anyone read",
+        _public_inline_bucket_policy,
+    ),
+    Mutation(
+        "s3-not-principal-allow",
+        "aws-s3-bucket-policy-no-public-allow",
+        "derived bucket policy allows everyone but a NotPrincipal",
+        _not_principal_allow,
+    ),
+    Mutation(
+        "s3-replication-tag-filter",
+        "aws-s3-bucket-require-replication-rtc",
+        "archive replicates only objects with a tag",
+        _replicate_tagged_subset,
+    ),
+    Mutation(
+        "s3-replication-and-filter",
+        "aws-s3-bucket-require-replication-rtc",
+        "archive replicates only objects matching an and-filter",
+        _replicate_and_subset,
+    ),
+    Mutation(
+        "s3-replication-outside-the-stack",
+        "aws-s3-bucket-require-replication-rtc",
+        "archive replicates to a bucket the stack does not declare",
+        _replicate_outside_the_stack,
+    ),
+    Mutation(
+        "s3-audit-trail-unlocked",
+        "aws-s3-bucket-require-object-lock",
+        "audit-trail bucket loses its Object Lock",
+        _audit_trail_unlocked,
+    ),
+    Mutation(
+        "s3-audit-trail-30-day-retention",
+        "aws-s3-bucket-require-object-lock",
+        "audit-trail retention cut to 30 days",
+        _audit_trail_short_retention,
+    ),
 ]
 
 
@@ -242,10 +496,15 @@ def test_log_targets_may_use_sse_s3_but_phi_buckets_never(snapshot: Snapshot, ju
 
 
 def test_minimum_retention_is_configurable(plan_json: dict[str, Any], judge: Judge) -> None:
-    # The default stack keeps archived images 7 years; a 10-year minimum refuses it.
+    # The default stack keeps archived images 7 years and the audit trail 6; a 10-year minimum
+    # refuses both.
     config = {"aws-s3-bucket-require-object-lock": {"minimumRetentionDays": 3653}}
     report = judge(plan_json, "aws-s3-bucket-require-object-lock", config=config)
-    assert {f.urn.rsplit("::", 1)[-1] for f in report.findings} == {"imaging-archive", "dr-replica"}
+    assert {f.urn.rsplit("::", 1)[-1] for f in report.findings} == {
+        "imaging-archive",
+        "dr-replica",
+        "audit-audit-trail",
+    }
     assert all("must be at least 3653" in f.message for f in report.findings)
 
 
@@ -254,3 +513,49 @@ def test_advisory_violation_does_not_block(snapshot: Snapshot, judge: Judge) -> 
     config = {"aws-s3-bucket-no-force-destroy": "advisory"}
     report = judge(snapshot, "aws-s3-bucket-no-force-destroy", config=config)
     assert report.findings and not report.blocking
+
+
+@pytest.mark.parametrize("value", [["1.2"], "1.2", 1.2, ["1.0", "1.2"], [1.3]])
+def test_tls_version_deny_reads_lists_numbers_and_strings(
+    snapshot: Snapshot, judge: Judge, value: Any
+) -> None:
+    with snapshot.policy(POLICY, "imaging-inbox-policy") as doc:
+        deny = statement(doc, "DenyTlsOlderThan12")
+        deny["Condition"]["NumericLessThan"]["s3:TlsVersion"] = value
+    assert not judge(snapshot, "aws-s3-bucket-require-tls-only-policy").findings
+
+
+def test_unreadable_tls_version_is_refused_not_raised(snapshot: Snapshot, judge: Judge) -> None:
+    with snapshot.policy(POLICY, "imaging-inbox-policy") as doc:
+        statement(doc, "DenyTlsOlderThan12")["Condition"]["NumericLessThan"]["s3:TlsVersion"] = (
+            "one point two"
+        )
+    report = judge(snapshot, "aws-s3-bucket-require-tls-only-policy")
+    assert [f.urn.rsplit("::", 1)[-1] for f in report.findings] == ["imaging-inbox"]
+
+
+def test_tls_deny_on_every_resource_passes(snapshot: Snapshot, judge: Judge) -> None:
+    with snapshot.policy(POLICY, "imaging-derived-policy") as doc:
+        statement(doc, "DenyInsecureTransport")["Resource"] = "*"
+        statement(doc, "DenyTlsOlderThan12")["Resource"] = f"{DERIVED_ARN}*"
+    assert not judge(snapshot, "aws-s3-bucket-require-tls-only-policy").findings
+
+
+def test_a_compliant_inline_bucket_policy_passes(snapshot: Snapshot, judge: Judge) -> None:
+    inline = snapshot.props(POLICY, "imaging-derived-policy")["policy"]
+    snapshot.props(BUCKET, "imaging-derived")["policy"] = inline
+    assert not judge(snapshot, "aws-s3-bucket-policy-no-public-allow").findings
+    assert not judge(snapshot, "aws-s3-bucket-require-tls-only-policy").findings
+
+
+def test_replication_filter_as_the_provider_outputs_it_passes(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    rule = snapshot.props(REPLICATION, "dr-replication")["rules"][0]
+    rule["filter"] = {"prefix": "", "tag": None, "and": None}
+    rule["prefix"] = ""
+    assert not judge(snapshot, "aws-s3-bucket-require-replication-rtc").findings
+
+
+def test_force_destroy_cites_integrity() -> None:
+    assert policy("aws-s3-bucket-no-force-destroy").meta.safeguard == INTEGRITY

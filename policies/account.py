@@ -1,0 +1,305 @@
+"""Account: the stack stays inside its AWS account and declares only resource types this pack has
+reviewed. Cross-cutting: a weakening through another account, or through a resource type no other
+policy looks at (an access point, a grant, a peering connection, an RDS instance...), lands here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import Severity
+
+from policies import controls as c
+from policies.framework import (
+    Finding,
+    Meta,
+    Setting,
+    Stack,
+    account,
+    document,
+    get,
+    label,
+    parse_arn,
+    stack_policy,
+    statements,
+)
+
+ROLE = "aws:iam/role:Role"
+MANAGED_POLICY = "aws:iam/policy:Policy"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+
+TRUSTED_ACCOUNTS = Setting(
+    "trustedAccounts",
+    "Other AWS accounts the stack may refer to (12-digit ids), after review",
+    [],
+    {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+)
+
+# Properties that name an account by its bare 12-digit id (an ARN names it in its account field).
+_ACCOUNT_KEYS = ("account", "accountid", "sourceaccount", "principal", "owner", "ownerid")
+# Condition keys whose values are account ids.
+_ACCOUNT_CONDITION_WORDS = ("account", "owner")
+
+
+def own_accounts(stack: Stack) -> set[str]:
+    """The stack's account(s): where the roles and managed policies it declares live.
+
+    A role the stack declares is created in the stack's account, so any ARN of one of those roles
+    (a function's role, a task role, a permissions boundary of the stack's own policy) names it.
+    Outputs carry each role's own arn too.
+    """
+    names = {
+        str(r.props.get("name")) for r in stack.of_type(ROLE, MANAGED_POLICY) if r.props.get("name")
+    }
+    found: set[str] = set()
+    for resource in stack.of_type(ROLE, MANAGED_POLICY):
+        arn = parse_arn(resource.props.get("arn"))
+        if arn and arn.account.isdigit():
+            found.add(arn.account)
+    for resource in stack.resources:
+        for _, value in _strings(resource.props, ()):
+            arn = parse_arn(value)
+            if (
+                arn
+                and arn.service == "iam"
+                and arn.account.isdigit()
+                and arn.resource.startswith(("role/", "policy/"))
+                and arn.resource.rsplit("/", 1)[-1] in names
+            ):
+                found.add(arn.account)
+    return found
+
+
+def _strings(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    """Every string under a property, with its path; JSON documents held in strings included."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in "{[":
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict | list):
+                yield from _strings(parsed, path)
+                return
+        yield path, value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _strings(item, (*path, str(key)))
+    elif isinstance(value, Sequence):
+        for index, item in enumerate(value):
+            yield from _strings(item, (*path, str(index)))
+
+
+def _named_accounts(path: tuple[str, ...], value: str) -> str | None:
+    """The account a string names: an ARN's account field, or a bare id under an account key."""
+    arn = parse_arn(value)
+    if arn is not None:
+        return arn.account if arn.account.isdigit() and len(arn.account) == 12 else None
+    # The key names the place, or its parent does when the value is one of a list.
+    keys = [k.lower() for k in path[-2:] if not k.isdigit()][-1:]
+    in_account_place = any(
+        k in _ACCOUNT_KEYS or k == "aws" or any(w in k for w in _ACCOUNT_CONDITION_WORDS)
+        for k in keys  # "aws": a policy principal {"AWS": "123456789012"}
+    )
+    return account(value) if in_account_place and value.isdigit() else None
+
+
+def _log_delivery_grant(stack: Stack, doc: Any) -> set[int]:
+    """Statements letting Elastic Load Balancing's regional account write a stack LB's logs.
+
+    In most regions ALB/NLB logs are delivered by an AWS-owned account per region; the bucket
+    policy names it as a principal. Only s3:PutObject into a load balancer log bucket of the
+    stack qualifies (the object path names this account, so other load balancers cannot use it).
+    """
+    buckets = {
+        str(get(lb.props, kind, "bucket"))
+        for lb in stack.of_type(LOAD_BALANCER)
+        for kind in ("accessLogs", "connectionLogs")
+        if get(lb.props, kind, "bucket")
+    }
+    allowed: set[int] = set()
+    for index, s in enumerate(statements(doc)):
+        resources = [parse_arn(r) for r in s.resources]
+        if (
+            s.allows
+            and [a.lower() for a in s.actions] == ["s3:putobject"]
+            and resources
+            and all(
+                r and r.service == "s3" and r.resource.split("/", 1)[0] in buckets
+                for r in resources
+            )
+            and all(p.endswith(":root") for p in s.principals())
+        ):
+            allowed.add(index)
+    return allowed
+
+
+@stack_policy(
+    Meta(
+        id="aws-account-no-foreign-references",
+        description="Nothing in the stack names another AWS account: no principal, condition, "
+        "destination, key or topic of an account the pack was not told to trust.",
+        practice=c.LEAST_PRIVILEGE,
+        safeguard=c.ACCESS_AUTHORIZATION,
+        severity=Severity.CRITICAL,
+        remediation="Point the property at a resource of the stack's own account (replication, "
+        "backup copies, log destinations, alarm actions, keys), remove the other account from "
+        "the policy's principals and conditions, or, after review, list it in trustedAccounts.",
+        subjects=(ROLE,),
+        settings=(TRUSTED_ACCOUNTS,),
+    )
+)
+def no_foreign_references(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    own = own_accounts(stack)
+    if not own:
+        return  # nothing of the stack's declares where it lives: no basis to judge
+    trusted = own | set(config["trustedAccounts"])
+    for resource in stack.resources:
+        if resource.resource_type.startswith("pulumi:"):
+            continue
+        exempt = _exempt_paths(stack, resource)
+        kind = resource.resource_type.rsplit(":", 1)[-1]
+        for path, value in _strings(resource.props, ()):
+            named = _named_accounts(path, value)
+            if named is None or named in trusted or any(path[: len(e)] == e for e in exempt):
+                continue
+            where = ".".join(path) or "(value)"
+            yield (
+                resource,
+                f"{label(resource, kind, 'name', 'bucket')}: {where} names account {named}, "
+                f"not this stack's ({', '.join(sorted(own))})",
+            )
+
+
+def _exempt_paths(stack: Stack, resource: Any) -> list[tuple[str, ...]]:
+    """Property paths of the ELB log-delivery grants in a bucket policy."""
+    if resource.resource_type != "aws:s3/bucketPolicy:BucketPolicy":
+        return []
+    doc = resource.props.get("policy")
+    grants = _log_delivery_grant(stack, doc)
+    statement = document(doc).get("Statement")
+    if isinstance(statement, Mapping):  # a single statement object
+        return [("policy", "Statement")] if grants else []
+    return [("policy", "Statement", str(i)) for i in sorted(grants)]
+
+
+# The resource types of the default stack, each reviewed against this pack. A type any policy of
+# the pack examines (its subjects) counts as reviewed too.
+REVIEWED_TYPES: tuple[str, ...] = (
+    "aws:backup/plan:Plan",
+    "aws:backup/selection:Selection",
+    "aws:backup/vault:Vault",
+    "aws:backup/vaultLockConfiguration:VaultLockConfiguration",
+    "aws:cloudtrail/trail:Trail",
+    "aws:cloudwatch/eventRule:EventRule",
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter",
+    "aws:cloudwatch/logStream:LogStream",
+    "aws:cloudwatch/logSubscriptionFilter:LogSubscriptionFilter",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:dynamodb/table:Table",
+    "aws:ec2/defaultNetworkAcl:DefaultNetworkAcl",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+    "aws:ec2/flowLog:FlowLog",
+    "aws:ec2/networkAcl:NetworkAcl",
+    "aws:ec2/routeTable:RouteTable",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/subnet:Subnet",
+    "aws:ec2/vpc:Vpc",
+    "aws:ec2/vpcEndpoint:VpcEndpoint",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:ecr/repository:Repository",
+    "aws:ecs/cluster:Cluster",
+    "aws:ecs/service:Service",
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "aws:iam/policy:Policy",
+    "aws:iam/role:Role",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:kinesis/firehoseDeliveryStream:FirehoseDeliveryStream",
+    "aws:kms/alias:Alias",
+    "aws:kms/key:Key",
+    "aws:lambda/eventSourceMapping:EventSourceMapping",
+    "aws:lambda/function:Function",
+    "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+    "aws:lambda/layerVersion:LayerVersion",
+    "aws:lambda/permission:Permission",
+    "aws:lb/listener:Listener",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:lb/trustStore:TrustStore",
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLogging:BucketLogging",
+    "aws:s3/bucketNotification:BucketNotification",
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
+    "aws:s3/bucketObjectv2:BucketObjectv2",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:secretsmanager/secret:Secret",
+    "aws:sns/topic:Topic",
+    "aws:sns/topicPolicy:TopicPolicy",
+    "aws:sqs/queue:Queue",
+    "aws:sqs/queuePolicy:QueuePolicy",
+    "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+)
+
+
+@stack_policy(
+    Meta(
+        id="aws-stack-require-reviewed-resource-types",
+        description="The stack declares only resource types this pack has reviewed.",
+        practice=c.REVIEWED_INFRASTRUCTURE,
+        safeguard=c.RISK_MANAGEMENT,
+        severity=Severity.HIGH,
+        remediation="Remove the resource, or review what the new type can expose (public access, "
+        "encryption, other accounts, deletion), add policies for it, and list it in "
+        "allowedResourceTypes; component types of the project (componentPackages) are exempt.",
+        subjects=REVIEWED_TYPES,
+        settings=(
+            Setting(
+                "allowedResourceTypes",
+                "Further resource types (type tokens) accepted after review",
+                [],
+                {"type": "array", "items": {"type": "string"}},
+            ),
+            Setting(
+                "componentPackages",
+                "Packages of component resources (they create nothing themselves)",
+                ["cloud-pacs"],
+                {"type": "array", "items": {"type": "string"}},
+            ),
+        ),
+    )
+)
+def require_reviewed_types(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    from policies.pack import POLICIES  # the pack's own subjects; imported late (pack imports us)
+
+    reviewed = set(REVIEWED_TYPES) | set(config["allowedResourceTypes"])
+    reviewed |= {t for p in POLICIES for t in p.meta.subjects}
+    components = set(config["componentPackages"])
+    for resource in stack.resources:
+        token = resource.resource_type
+        package = token.split(":", 1)[0]
+        if package == "pulumi" or package in components or token in reviewed:
+            continue
+        yield (
+            resource,
+            (
+                f"{resource.name}: resource type {token} is not reviewed by this pack; remove "
+                "it, or review it and list it in allowedResourceTypes"
+            ),
+        )
+
+
+POLICIES = (no_foreign_references, require_reviewed_types)
