@@ -41,7 +41,6 @@ METRIC_FILTER = "aws:cloudwatch/logMetricFilter:LogMetricFilter"
 TOPIC = "aws:sns/topic:Topic"
 TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
 
-SIX_YEARS_DAYS = 2192  # six years, leap days included (the 164.316(b)(2)(i) period)
 READ_AND_WRITE = frozenset({"read", "write"})
 
 # Firehose destination -> the argument holding its configuration.
@@ -407,7 +406,7 @@ def log_group_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator
             Setting(
                 "minimumRetentionDays",
                 "Least retention of a log group, in days (six years by default)",
-                SIX_YEARS_DAYS,
+                c.SIX_YEARS_DAYS,
                 {"type": "integer", "minimum": 1},
             ),
         ),

@@ -72,6 +72,10 @@ TRANSMISSION_SECURITY = _safeguard("164.312(e)(1)", "Transmission security", "te
 TRANSMISSION_ENCRYPTION = _safeguard(
     "164.312(e)(2)(ii)", "Encryption (in transmission)", "technical"
 )
+# Six years, leap days included: the period 164.316(b)(2)(i) keeps the Security Rule's documentation
+# (activity reviews among it); the pack's floor for audit logs and archived images alike.
+SIX_YEARS_DAYS = 2192
+
 # Policies, procedures and documentation (164.316)
 DOCUMENTATION_RETENTION = _safeguard(
     "164.316(b)(2)(i)", "Time limit: retain documentation six years", "documentation"

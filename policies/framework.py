@@ -115,8 +115,11 @@ class PacsResourcePolicy(ResourceValidationPolicy):
         def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
             if args.resource_type not in meta.subjects:
                 return
-            for message in check(args, meta.config(args.get_config())):
-                report(message, None)
+            try:
+                for message in check(args, meta.config(args.get_config())):
+                    report(message, None)
+            except DocumentError as exc:  # AWS refuses it too; say so instead of failing
+                report(f"{args.resource_type} {args.name}: unreadable policy document: {exc}", None)
 
         super().__init__(
             name=meta.id, description=meta.description, validate=validate, **_native(meta)
@@ -131,8 +134,13 @@ class PacsStackPolicy(StackValidationPolicy):
         self.check = check
 
         def validate(args: StackValidationArgs, report: ReportViolation) -> None:
-            for resource, message in check(Stack(args.resources), meta.config(args.get_config())):
-                report(message, resource.urn)
+            try:
+                for resource, message in check(
+                    Stack(args.resources), meta.config(args.get_config())
+                ):
+                    report(message, resource.urn)
+            except DocumentError as exc:  # AWS refuses it too; say so instead of failing
+                report(f"a policy document of the stack is unreadable: {exc}", None)
 
         super().__init__(
             name=meta.id, description=meta.description, validate=validate, **_native(meta)
@@ -388,9 +396,15 @@ class DocumentError(ValueError):
 
 
 def document(value: Any) -> Mapping[str, Any]:
-    """A policy property (JSON string or mapping) as a mapping; raises DocumentError."""
+    """A policy property (JSON string or mapping) as a mapping; raises DocumentError.
+
+    An absent or empty property (``None``, ``""``: how outputs show an unset policy) is an empty
+    document: no statements.
+    """
     if isinstance(value, Mapping):
         return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return {}
     if not isinstance(value, str):
         raise DocumentError(f"expected a JSON policy document, got {type(value).__name__}")
     try:

@@ -49,7 +49,6 @@ BUCKET_ACLS = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
-SIX_YEARS_DAYS = 2192  # 45 CFR 164.316(b)(2)(i): six years, leap days included
 
 ARCHIVE_PURPOSES = Setting(
     "archivePurposes",
@@ -295,7 +294,7 @@ def require_versioning(stack: Stack, config: Mapping[str, Any]) -> Iterator[Find
             Setting(
                 "minimumRetentionDays",
                 "Least default retention of archived images, in days (six years by default)",
-                SIX_YEARS_DAYS,
+                c.SIX_YEARS_DAYS,
                 {"type": "integer", "minimum": 1},
             ),
         ),
