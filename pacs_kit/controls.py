@@ -72,15 +72,21 @@ def _practices_used(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in document["practices"] if p["safeguards"]]
 
 
+_NAMES_AT_MOST = 60
+
+
 def _satisfied_cell(entry: dict[str, Any]) -> str:
     if not entry["evaluated"]:
         return "not evaluated (disabled)"
     by_type: dict[str, list[str]] = {}
     for r in entry["satisfiedBy"]:
         by_type.setdefault(short_type(r["type"]), []).append(r["name"])
-    parts = [
-        f"{len(names)} {t}: {', '.join(sorted(names))}" for t, names in sorted(by_type.items())
-    ]
+    if len(entry["satisfiedBy"]) > _NAMES_AT_MOST:  # every resource of the stack: counts only
+        parts = [f"{len(names)} {t}" for t, names in sorted(by_type.items())]
+    else:
+        parts = [
+            f"{len(names)} {t}: {', '.join(sorted(names))}" for t, names in sorted(by_type.items())
+        ]
     if entry["violations"]:
         parts.append(f"**{len(entry['violations'])} violation(s)**")
     return "; ".join(parts) or "none in this stack"
