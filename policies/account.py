@@ -5,6 +5,8 @@ policy looks at (an access point, a grant, a peering connection, an RDS instance
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +16,7 @@ from policies import controls as c
 from policies.framework import (
     Finding,
     Meta,
+    ResourceLike,
     Setting,
     Stack,
     account,
@@ -21,6 +24,7 @@ from policies.framework import (
     get,
     label,
     parse_arn,
+    resource_policy,
     stack_policy,
     statements,
 )
@@ -42,33 +46,42 @@ _ACCOUNT_KEYS = ("account", "accountid", "sourceaccount", "principal", "owner", 
 _ACCOUNT_CONDITION_WORDS = ("account", "owner")
 
 
-def own_accounts(stack: Stack) -> set[str]:
-    """The stack's account(s): where the roles and managed policies it declares live.
+def own_accounts(stack: Stack, configured: Sequence[str] = ()) -> set[str]:
+    """The stack's account: configured (accountIds), else where its roles and policies live.
 
-    A role the stack declares is created in the stack's account, so any ARN of one of those roles
-    (a function's role, a task role, a permissions boundary of the stack's own policy) names it.
-    Outputs carry each role's own arn too.
+    After an update the engine hands stack policies each role's own ``arn``: authoritative. In a
+    plan (inputs only) the account is the one that most references to the stack's own roles and
+    managed policies name (a function's role, a task role, every permissions boundary): an added
+    reference to ``arn:aws:iam::<other>:role/<same name>`` is one voice against dozens, and is
+    itself a foreign reference the policy reports.
     """
-    names = {
-        str(r.props.get("name")) for r in stack.of_type(ROLE, MANAGED_POLICY) if r.props.get("name")
-    }
-    found: set[str] = set()
-    for resource in stack.of_type(ROLE, MANAGED_POLICY):
-        arn = parse_arn(resource.props.get("arn"))
-        if arn and arn.account.isdigit():
-            found.add(arn.account)
+    if configured:
+        return set(configured)
+    declared = stack.of_type(ROLE, MANAGED_POLICY)
+    own_arns = {a.account for r in declared if (a := parse_arn(r.props.get("arn"))) and _id(a)}
+    if own_arns:
+        return own_arns
+    names = {str(r.props.get("name")) for r in declared if r.props.get("name")}
+    votes: Counter[str] = Counter()
     for resource in stack.resources:
         for _, value in _strings(resource.props, ()):
             arn = parse_arn(value)
             if (
                 arn
                 and arn.service == "iam"
-                and arn.account.isdigit()
+                and _id(arn)
                 and arn.resource.startswith(("role/", "policy/"))
                 and arn.resource.rsplit("/", 1)[-1] in names
             ):
-                found.add(arn.account)
-    return found
+                votes[arn.account] += 1
+    if not votes:
+        return set()
+    (account_id, count), *rest = votes.most_common()
+    return set() if rest and rest[0][1] == count else {account_id}  # a tie: no basis to judge
+
+
+def _id(arn: Any) -> bool:
+    return bool(arn.account.isdigit() and len(arn.account) == 12)
 
 
 def _strings(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
@@ -92,8 +105,16 @@ def _strings(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...
             yield from _strings(item, (*path, str(index)))
 
 
+# An ECR image or registry: <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/<repository>...
+_ECR_HOST = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?(/|$)")
+
+
 def _named_accounts(path: tuple[str, ...], value: str) -> str | None:
-    """The account a string names: an ARN's account field, or a bare id under an account key."""
+    """The account a string names: an ARN's account field, an ECR registry's account, or a bare
+    id under an account key."""
+    registry = _ECR_HOST.match(value)
+    if registry:
+        return registry.group(1)
     arn = parse_arn(value)
     if arn is not None:
         return arn.account if arn.account.isdigit() and len(arn.account) == 12 else None
@@ -106,12 +127,13 @@ def _named_accounts(path: tuple[str, ...], value: str) -> str | None:
     return account(value) if in_account_place and value.isdigit() else None
 
 
-def _log_delivery_grant(stack: Stack, doc: Any) -> set[int]:
+def _log_delivery_grant(stack: Stack, doc: Any, own: set[str]) -> set[int]:
     """Statements letting Elastic Load Balancing's regional account write a stack LB's logs.
 
     In most regions ALB/NLB logs are delivered by an AWS-owned account per region; the bucket
     policy names it as a principal. Only s3:PutObject into a load balancer log bucket of the
-    stack qualifies (the object path names this account, so other load balancers cannot use it).
+    stack, below ``AWSLogs/<this account>/`` (where ELB writes this account's load balancers'
+    logs, and no other account's), qualifies.
     """
     buckets = {
         str(get(lb.props, kind, "bucket"))
@@ -127,62 +149,16 @@ def _log_delivery_grant(stack: Stack, doc: Any) -> set[int]:
             and [a.lower() for a in s.actions] == ["s3:putobject"]
             and resources
             and all(
-                r and r.service == "s3" and r.resource.split("/", 1)[0] in buckets
+                r
+                and r.service == "s3"
+                and r.resource.split("/", 1)[0] in buckets
+                and any(f"/AWSLogs/{a}/" in r.resource for a in own)
                 for r in resources
             )
             and all(p.endswith(":root") for p in s.principals())
         ):
             allowed.add(index)
     return allowed
-
-
-@stack_policy(
-    Meta(
-        id="aws-account-no-foreign-references",
-        description="Nothing in the stack names another AWS account: no principal, condition, "
-        "destination, key or topic of an account the pack was not told to trust.",
-        practice=c.LEAST_PRIVILEGE,
-        safeguard=c.ACCESS_AUTHORIZATION,
-        severity=Severity.CRITICAL,
-        remediation="Point the property at a resource of the stack's own account (replication, "
-        "backup copies, log destinations, alarm actions, keys), remove the other account from "
-        "the policy's principals and conditions, or, after review, list it in trustedAccounts.",
-        subjects=(ROLE,),
-        settings=(TRUSTED_ACCOUNTS,),
-    )
-)
-def no_foreign_references(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
-    own = own_accounts(stack)
-    if not own:
-        return  # nothing of the stack's declares where it lives: no basis to judge
-    trusted = own | set(config["trustedAccounts"])
-    for resource in stack.resources:
-        if resource.resource_type.startswith("pulumi:"):
-            continue
-        exempt = _exempt_paths(stack, resource)
-        kind = resource.resource_type.rsplit(":", 1)[-1]
-        for path, value in _strings(resource.props, ()):
-            named = _named_accounts(path, value)
-            if named is None or named in trusted or any(path[: len(e)] == e for e in exempt):
-                continue
-            where = ".".join(path) or "(value)"
-            yield (
-                resource,
-                f"{label(resource, kind, 'name', 'bucket')}: {where} names account {named}, "
-                f"not this stack's ({', '.join(sorted(own))})",
-            )
-
-
-def _exempt_paths(stack: Stack, resource: Any) -> list[tuple[str, ...]]:
-    """Property paths of the ELB log-delivery grants in a bucket policy."""
-    if resource.resource_type != "aws:s3/bucketPolicy:BucketPolicy":
-        return []
-    doc = resource.props.get("policy")
-    grants = _log_delivery_grant(stack, doc)
-    statement = document(doc).get("Statement")
-    if isinstance(statement, Mapping):  # a single statement object
-        return [("policy", "Statement")] if grants else []
-    return [("policy", "Statement", str(i)) for i in sorted(grants)]
 
 
 # The resource types of the default stack, each reviewed against this pack. A type any policy of
@@ -257,6 +233,64 @@ REVIEWED_TYPES: tuple[str, ...] = (
 
 @stack_policy(
     Meta(
+        id="aws-account-no-foreign-references",
+        description="Nothing in the stack names another AWS account: no principal, condition, "
+        "destination, key or topic of an account the pack was not told to trust.",
+        practice=c.LEAST_PRIVILEGE,
+        safeguard=c.ACCESS_AUTHORIZATION,
+        severity=Severity.CRITICAL,
+        remediation="Point the property at a resource of the stack's own account (replication, "
+        "backup copies, log destinations, alarm actions, keys), remove the other account from "
+        "the policy's principals and conditions, or, after review, list it in trustedAccounts.",
+        subjects=REVIEWED_TYPES,
+        settings=(
+            TRUSTED_ACCOUNTS,
+            Setting(
+                "accountIds",
+                "The stack's own account(s); empty: found from the roles the stack declares",
+                [],
+                {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+            ),
+        ),
+    )
+)
+def no_foreign_references(stack: Stack, config: Mapping[str, Any]) -> Iterator[Finding]:
+    own = own_accounts(stack, config["accountIds"])
+    if not own:
+        return  # nothing of the stack's declares where it lives: no basis to judge
+    trusted = own | set(config["trustedAccounts"])
+    for resource in stack.resources:
+        if resource.resource_type == "pulumi:pulumi:Stack":
+            continue  # providers are judged too: a provider assuming a role elsewhere moves
+            # everything it creates into that account
+        exempt = _exempt_paths(stack, resource, own)
+        kind = resource.resource_type.rsplit(":", 1)[-1]
+        for path, value in _strings(resource.props, ()):
+            named = _named_accounts(path, value)
+            if named is None or named in trusted or any(path[: len(e)] == e for e in exempt):
+                continue
+            where = ".".join(path) or "(value)"
+            yield (
+                resource,
+                f"{label(resource, kind, 'name', 'bucket')}: {where} names account {named}, "
+                f"not this stack's ({', '.join(sorted(own))})",
+            )
+
+
+def _exempt_paths(stack: Stack, resource: Any, own: set[str]) -> list[tuple[str, ...]]:
+    """Property paths of the ELB log-delivery grants in a bucket policy."""
+    if resource.resource_type != "aws:s3/bucketPolicy:BucketPolicy":
+        return []
+    doc = resource.props.get("policy")
+    grants = _log_delivery_grant(stack, doc, own)
+    statement = document(doc).get("Statement")
+    if isinstance(statement, Mapping):  # a single statement object
+        return [("policy", "Statement")] if grants else []
+    return [("policy", "Statement", str(i)) for i in sorted(grants)]
+
+
+@stack_policy(
+    Meta(
         id="aws-stack-require-reviewed-resource-types",
         description="The stack declares only resource types this pack has reviewed.",
         practice=c.REVIEWED_INFRASTRUCTURE,
@@ -302,4 +336,28 @@ def require_reviewed_types(stack: Stack, config: Mapping[str, Any]) -> Iterator[
         )
 
 
-POLICIES = (no_foreign_references, require_reviewed_types)
+AWS_PROVIDER = "pulumi:providers:aws"
+
+
+@resource_policy(
+    Meta(
+        id="aws-provider-no-static-credentials",
+        description="No AWS provider of the stack carries access keys in its configuration.",
+        practice=c.LEAST_PRIVILEGE,
+        safeguard=c.PASSWORD_MANAGEMENT,
+        severity=Severity.CRITICAL,
+        remediation="Remove access_key, secret_key and token from the aws.Provider: deploy with "
+        "the pipeline's short-lived credentials (GitHub OIDC, aws sso login) or assume_roles "
+        "into a role of the stack's account.",
+        subjects=(AWS_PROVIDER,),
+    )
+)
+def provider_no_static_credentials(
+    resource: ResourceLike, config: Mapping[str, Any]
+) -> Iterator[str]:
+    for key in ("accessKey", "secretKey", "token"):
+        if resource.props.get(key):
+            yield f"provider {resource.name}: {key} must not be set (long-lived credentials)"
+
+
+POLICIES = (no_foreign_references, require_reviewed_types, provider_no_static_credentials)

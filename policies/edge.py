@@ -19,6 +19,7 @@ from policies.framework import (
     ResourceLike,
     Setting,
     Stack,
+    anonymous_allow_messages,
     customer_key,
     get,
     items,
@@ -738,6 +739,26 @@ def secret_require_cmk(resource: ResourceLike, config: Mapping[str, Any]) -> Ite
         )
 
 
+@resource_policy(
+    Meta(
+        id="aws-secretsmanager-secret-policy-no-public-allow",
+        description="No secret's resource policy allows an anonymous principal without tying it "
+        "to this account.",
+        practice=c.LEAST_PRIVILEGE,
+        safeguard=c.ACCESS_AUTHORIZATION,
+        severity=Severity.CRITICAL,
+        remediation="Remove the policy argument of the aws.secretsmanager.Secret (the stack grants "
+        "its readers through IAM), or name the principals instead of '*'.",
+        subjects=(SECRET,),
+    )
+)
+def secret_policy_no_public_allow(
+    resource: ResourceLike, config: Mapping[str, Any]
+) -> Iterator[str]:
+    for problem in anonymous_allow_messages(resource.props.get("policy")):
+        yield f"{label(resource, 'secret')}: {problem}"
+
+
 POLICIES = (
     require_tls13,
     require_mtls_verify,
@@ -752,4 +773,5 @@ POLICIES = (
     ecs_service_private,
     ecr_repository,
     secret_require_cmk,
+    secret_policy_no_public_allow,
 )

@@ -356,7 +356,9 @@ class Statement:
             return []
         if isinstance(self.principal, str):
             return [self.principal]
-        return [str(p) for v in self.principal.values() for p in items(v)]
+        if isinstance(self.principal, Mapping):
+            return [str(p) for v in self.principal.values() for p in items(v)]
+        return [str(p) for p in items(self.principal)]  # malformed; IAM refuses it
 
     def conditions(self) -> list[tuple[str, str, list[str]]]:
         """(operator, key in lower case, values) of every condition of the statement."""
@@ -427,7 +429,8 @@ def statements(value: Any) -> list[Statement]:
             not_actions=tuple(str(a) for a in items(s.get("NotAction"))),
             resources=tuple(str(r) for r in items(s.get("Resource"))),
             principal=s.get("Principal"),
-            condition=s.get("Condition") or {},
+            # A Condition that is not an object is no condition (IAM refuses such a document).
+            condition=s["Condition"] if isinstance(s.get("Condition"), Mapping) else {},
         )
         for s in items(doc.get("Statement"))
         if isinstance(s, Mapping)

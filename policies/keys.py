@@ -374,9 +374,45 @@ def require_enabled(resource: ResourceLike, config: Mapping[str, Any]) -> Iterat
         yield f"{_label(resource)} is disabled: {prop} must be true (or unset)"
 
 
+def _grant_constrained(statement: Statement) -> bool:
+    """A CreateGrant an AWS service makes for its own resources, never a free-standing grant."""
+    keys = statement.condition_keys()
+    return "true" in [v.lower() for v in keys.get("kms:grantisforawsresource", [])] or bool(
+        keys.get("kms:viaservice")
+    )
+
+
+@resource_policy(
+    Meta(
+        id="aws-kms-key-grants-only-for-aws-resources",
+        description="A key policy lets principals create grants only through AWS services, for "
+        "their resources: no principal can hand the key to anyone it likes.",
+        practice=c.ENCRYPT_WITH_CUSTOMER_KEYS,
+        safeguard=c.ACCESS_AUTHORIZATION,
+        severity=Severity.HIGH,
+        remediation="Condition every Allow of kms:CreateGrant in the key's policy argument on "
+        "Bool kms:GrantIsForAWSResource 'true' (or StringEquals kms:ViaService on the services "
+        "that create grants for the stack's resources).",
+        subjects=POLICY_HOLDERS,
+    )
+)
+def grants_only_for_aws_resources(
+    resource: ResourceLike, config: Mapping[str, Any]
+) -> Iterator[str]:
+    parsed, errors = _policy_statements(resource)
+    yield from errors
+    for s in parsed:
+        if grants(s, "kms:CreateGrant") and not _grant_constrained(s):
+            yield (
+                f"{_label(resource)}: statement {s.sid or '(no Sid)'} allows kms:CreateGrant "
+                "without kms:GrantIsForAWSResource or kms:ViaService"
+            )
+
+
 POLICIES = (
     require_rotation,
     no_open_principal,
+    grants_only_for_aws_resources,
     no_wildcard_actions,
     require_explicit_policy,
     require_deletion_window,

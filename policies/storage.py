@@ -3,6 +3,7 @@ the archive under Object Lock in compliance mode, replicated with Replication Ti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -10,12 +11,14 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    SCOPING_CONDITION_KEYS,
     DocumentError,
     Finding,
     Meta,
     ResourceLike,
     Setting,
     Stack,
+    Statement,
     anonymous_allow_messages,
     covers,
     customer_key,
@@ -27,9 +30,11 @@ from policies.framework import (
     label,
     messages,
     parse_arn,
+    pins,
     resource_policy,
     sole_condition,
     stack_policy,
+    statements,
     tag,
     truthy,
 )
@@ -373,6 +378,44 @@ def require_replication_rtc(stack: Stack, config: Mapping[str, Any]) -> Iterator
         # Every replication configuration of the bucket is applied (the last one written wins).
         for replication in replications:
             yield from ((bucket, m) for m in _replication_problems(title, replication, names))
+            yield from ((bucket, m) for m in _same_region(stack, bucket, title, replication))
+
+
+def _bucket_region(stack: Stack, bucket: Any) -> str | None:
+    """A bucket's region: its ``region`` (outputs), else its default KMS key's region (SSE-KMS
+    keys must be in the bucket's region)."""
+    region = bucket.props.get("region")
+    if isinstance(region, str) and region:
+        return region
+    for config in _for_bucket(stack, bucket, ENCRYPTION):
+        for rule in items(config.props.get("rules")):
+            key = parse_arn(get(rule, "applyServerSideEncryptionByDefault", "kmsMasterKeyId"))
+            if key and key.region:
+                return key.region
+    return None
+
+
+def _same_region(stack: Stack, source: Any, title: str, replication: Any) -> Iterator[str]:
+    """A replica in the source's region is no disaster-recovery copy."""
+    here = _bucket_region(stack, source)
+    for rule in items(replication.props.get("rules")):
+        if not isinstance(rule, Mapping) or rule.get("status") != "Enabled":
+            continue
+        destination: Mapping[str, Any] = (
+            rule["destination"] if isinstance(rule.get("destination"), Mapping) else {}
+        )
+        target = parse_arn(destination.get("bucket"))
+        buckets = [
+            b for b in stack.of_type(BUCKET) if target and b.props.get("bucket") == target.resource
+        ]
+        there = _bucket_region(stack, buckets[0]) if buckets else None
+        replica_key = parse_arn(get(destination, "encryptionConfiguration", "replicaKmsKeyId"))
+        there = there or (replica_key.region if replica_key else None)
+        if here and there and here == there:
+            yield (
+                f"{title}: replication rule {rule.get('id', '?')} replicates within {here}; the "
+                "disaster-recovery copy must be in another region"
+            )
 
 
 def _empty(value: Any) -> bool:
@@ -549,6 +592,19 @@ def no_force_destroy(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
         yield "forceDestroy must be false"
 
 
+_LOG_PATH = re.compile(r"/AWSLogs/\d{12}/")
+
+
+def _log_delivery_path_only(statement: Statement) -> bool:
+    """Log delivery (ELB's service principal takes no source condition) that may only write
+    below ``AWSLogs/<account>/``: the path names the account whose load balancers' logs land."""
+    return (
+        [a.lower() for a in statement.actions] == ["s3:putobject"]
+        and bool(statement.resources)
+        and all(_LOG_PATH.search(r) for r in statement.resources)
+    )
+
+
 @resource_policy(
     Meta(
         id="aws-s3-bucket-policy-no-public-allow",
@@ -587,6 +643,23 @@ def no_public_allow(resource: ResourceLike, config: Mapping[str, Any]) -> Iterat
                 f"statement {statement.get('Sid') or '(no Sid)'} allows everyone but its "
                 "NotPrincipal; name the principals"
             )
+    for s in statements(policy):
+        if not s.allows:
+            continue
+        sid = s.sid or "(no Sid)"
+        # A service principal acts for any account's resources (any CloudFront distribution, any
+        # account's log delivery) unless the statement names the source (confused deputy).
+        if (
+            s.service_principals()
+            and not pins(s, SCOPING_CONDITION_KEYS)
+            and not _log_delivery_path_only(s)
+        ):
+            yield (
+                f"statement {sid} allows {', '.join(s.service_principals())} without "
+                "aws:SourceAccount or aws:SourceArn pinned to this account's resources"
+            )
+        if isinstance(s.principal, Mapping) and "CanonicalUser" in s.principal:
+            yield f"statement {sid} allows a CanonicalUser (ACL-era identity): name IAM principals"
 
 
 POLICIES = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.policies.conftest import Judge
@@ -98,6 +99,52 @@ def _add(type_token: str, name: str, props: dict[str, Any]) -> Any:
     return apply
 
 
+def _lookalike_role_reads(s: Snapshot) -> None:
+    # A role named like one of the stack's, in another account: must not pass as "ours".
+    with s.policy(BUCKET_POLICY, "imaging-archive-policy") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "LookalikeReads",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{FOREIGN}:role/pacs-dev-imaging-viewer"},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{ARCHIVE}/*",
+            }
+        )
+
+
+def _provider_assumes_elsewhere(s: Snapshot) -> None:
+    s.props("pulumi:providers:aws", "dr")["assumeRoles"] = json.dumps(
+        [{"roleArn": f"arn:aws:iam::{FOREIGN}:role/deployer"}]
+    )
+
+
+def _image_from_another_registry(s: Snapshot) -> None:
+    task = s.props("aws:ecs/taskDefinition:TaskDefinition", "edge-task")
+    containers = json.loads(task["containerDefinitions"])
+    containers[0]["image"] = f"{FOREIGN}.dkr.ecr.us-east-1.amazonaws.com/gateway:v0.1.0"
+    task["containerDefinitions"] = json.dumps(containers)
+
+
+def _elb_grant_to_another_root(s: Snapshot) -> None:
+    with s.policy(BUCKET_POLICY, "imaging-access-logs-policy") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "AnotherAccountWrites",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{FOREIGN}:root"},
+                "Action": "s3:PutObject",
+                "Resource": "arn:aws:s3:::pacs-dev-123456789012-us-east-1-access-logs/*",
+            }
+        )
+
+
+def _static_provider_keys(s: Snapshot) -> None:
+    provider = s.props("pulumi:providers:aws", "primary")
+    provider["accessKey"] = "AKIAIOSFODNN7EXAMPLE"
+    provider["secretKey"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
 MUTATIONS = [
     Mutation("account-bucket-read-by-another-account", "aws-account-no-foreign-references",
              "archive bucket policy lets another account read", _foreign_bucket_reader),
@@ -149,6 +196,20 @@ MUTATIONS = [
     Mutation("types-other-provider", "aws-stack-require-reviewed-resource-types",
              "a bucket through the aws-native provider, which no policy reads",
              _add("aws-native:s3:Bucket", "side-bucket", {"bucketName": "side"})),
+    Mutation("account-lookalike-role-reads-the-archive", "aws-account-no-foreign-references",
+             "another account's role named like the viewer reads the archive",
+             _lookalike_role_reads),
+    Mutation("account-dr-provider-in-another-account", "aws-account-no-foreign-references",
+             "the DR provider deploys into another account", _provider_assumes_elsewhere),
+    Mutation("account-gateway-image-from-another-account", "aws-account-no-foreign-references",
+             "the gateway runs an image of another account's registry",
+             _image_from_another_registry),
+    Mutation("account-log-bucket-written-by-another-account",
+             "aws-account-no-foreign-references",
+             "another account's root may write anywhere in the access-log bucket",
+             _elb_grant_to_another_root),
+    Mutation("provider-static-credentials", "aws-provider-no-static-credentials",
+             "access keys in the primary provider's configuration", _static_provider_keys),
 ]  # fmt: skip
 
 

@@ -124,6 +124,22 @@ def _image(value: str) -> Callable[[Snapshot], None]:
     return _container(lambda c: c.update(image=value))
 
 
+def _public_secret(s: Snapshot) -> None:
+    s.props("aws:secretsmanager/secret:Secret", "edge-tls-private-key")["policy"] = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": "*",
+                }
+            ],
+        }
+    )
+
+
 MUTATIONS = [
     Mutation(
         "elb-https-tls12-policy",
@@ -338,6 +354,12 @@ MUTATIONS = [
         "aws-ecs-task-definition-trusted-image",
         "gateway runs the ECR image without a tag (latest)",
         _image("123456789012.dkr.ecr.us-east-1.amazonaws.com/pacs-dev/gateway"),
+    ),
+    Mutation(
+        "secretsmanager-tls-key-public",
+        "aws-secretsmanager-secret-policy-no-public-allow",
+        "anyone may read the gateway's TLS private key",
+        _public_secret,
     ),
 ]
 

@@ -84,6 +84,19 @@ def _archive_key_disabled(s: Snapshot) -> None:
     s.props(KEY, "keys-archive")["isEnabled"] = False
 
 
+def _free_grant(s: Snapshot) -> None:
+    with s.policy("aws:kms/key:Key", "keys-archive") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "IngestMayGrant",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:role/pacs-dev-ingest"},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+            }
+        )
+
+
 MUTATIONS = [
     Mutation(
         "kms-archive-rotation-off",
@@ -138,6 +151,12 @@ MUTATIONS = [
         "aws-kms-key-require-enabled",
         "archive key disabled: every archived image becomes unreadable",
         _archive_key_disabled,
+    ),
+    Mutation(
+        "kms-archive-free-grants",
+        "aws-kms-key-grants-only-for-aws-resources",
+        "the ingest role may grant the archive key to anyone",
+        _free_grant,
     ),
 ]
 

@@ -272,6 +272,39 @@ def _audit_trail_short_retention(s: Snapshot) -> None:
     s.props(LOCK, "audit-audit-trail-object-lock")["rule"]["defaultRetention"]["days"] = 30.0
 
 
+def _cloudfront_reads_archive(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-archive-policy") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "AnyDistributionReads",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::pacs-dev-123456789012-us-east-1-archive/*",
+            }
+        )
+
+
+def _canonical_user_reads(s: Snapshot) -> None:
+    with s.policy(POLICY, "imaging-derived-policy") as doc:
+        doc["Statement"].append(
+            {
+                "Sid": "LegacyReader",
+                "Effect": "Allow",
+                "Principal": {
+                    "CanonicalUser": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d52"
+                },
+                "Action": "s3:GetObject",
+                "Resource": "arn:aws:s3:::pacs-dev-123456789012-us-east-1-derived/*",
+            }
+        )
+
+
+def _replica_in_the_same_region(s: Snapshot) -> None:
+    rule = s.props(REPLICATION, "dr-replication")["rules"][0]
+    rule["destination"]["bucket"] = "arn:aws:s3:::pacs-dev-123456789012-us-east-1-derived"
+
+
 MUTATIONS = [
     Mutation(
         "s3-public-policy-unblocked",
@@ -482,6 +515,24 @@ MUTATIONS = [
         "aws-s3-bucket-require-object-lock",
         "audit-trail retention cut to 30 days",
         _audit_trail_short_retention,
+    ),
+    Mutation(
+        "s3-archive-readable-by-any-distribution",
+        "aws-s3-bucket-policy-no-public-allow",
+        "any account's CloudFront distribution may read the archive",
+        _cloudfront_reads_archive,
+    ),
+    Mutation(
+        "s3-canonical-user-reads",
+        "aws-s3-bucket-policy-no-public-allow",
+        "a CanonicalUser reads the derived bucket",
+        _canonical_user_reads,
+    ),
+    Mutation(
+        "s3-replica-in-the-same-region",
+        "aws-s3-bucket-require-replication-rtc",
+        "the archive replicates into a bucket of its own region",
+        _replica_in_the_same_region,
     ),
 ]
 
