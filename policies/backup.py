@@ -157,6 +157,12 @@ def require_vault_lock(stack: Stack, config: Mapping[str, Any]) -> Iterator[Find
                     f"{minimum}",
                 ),
                 (
+                    _days(lock.get("maxRetentionDays")) in (None, 0.0)
+                    or (_days(lock.get("maxRetentionDays")) or 0.0) >= planned,
+                    f"{title}: the vault lock's maxRetentionDays is shorter than the plans keep "
+                    f"recovery points ({planned:.0f} days): their backup jobs would fail",
+                ),
+                (
                     retention is None or retention >= planned,
                     f"{title}: the vault lock's minRetentionDays ({retention or 0:.0f}) is shorter "
                     f"than the plans keep recovery points ({planned:.0f} days): they could be "

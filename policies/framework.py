@@ -437,11 +437,17 @@ def statements(value: Any) -> list[Statement]:
     ]
 
 
+def iam_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM wildcard matching: ``*`` any run of characters, ``?`` one; nothing else is special
+    (unlike fnmatch, ``[...]`` is literal)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+    return re.fullmatch(regex, value, flags) is not None
+
+
 def action_matches(pattern: str, action: str) -> bool:
     """Whether an IAM action pattern (``s3:Delete*``, ``*``) covers an action (case-insensitive)."""
-    from fnmatch import fnmatchcase
-
-    return fnmatchcase(action.lower(), pattern.lower())
+    return iam_match(pattern, action, ignore_case=True)
 
 
 def wildcard_actions(statement: Statement) -> list[str]:
@@ -560,9 +566,7 @@ def denials(policy: Any, service: str, actions: Iterable[str] = ()) -> list[Stat
 
 def covers(patterns: Sequence[str], arn: str) -> bool:
     """Whether a statement's Resource patterns (``*``/``?`` wildcards) cover an ARN."""
-    from fnmatch import fnmatchcase
-
-    return any(p == "*" or fnmatchcase(arn, p) for p in patterns)
+    return any(p == "*" or iam_match(p, arn) for p in patterns)
 
 
 # Operators under which aws:SecureTransport "false" names exactly the requests made without TLS

@@ -134,6 +134,17 @@ def _foreign_destinations(stack: Stack, log: Any) -> list[str]:
     ]
 
 
+# The fields without which a flow record cannot say who talked to whom and whether it was let in.
+FLOW_FIELDS = ("srcaddr", "dstaddr", "srcport", "dstport", "protocol", "action")
+
+
+def _records_the_flow(log_format: Any) -> bool:
+    """The default format records every field; a custom one must keep FLOW_FIELDS."""
+    if not log_format:
+        return True
+    return all(f"${{{field}}}" in str(log_format) for field in FLOW_FIELDS)
+
+
 @stack_policy(
     Meta(
         id="aws-ec2-vpc-require-flow-logs",
@@ -171,6 +182,7 @@ def require_flow_logs(stack: Stack, config: Mapping[str, Any]) -> Iterator[Findi
             if f.props.get("trafficType") == "ALL"
             and (f.props.get("logDestination") or f.props.get("logGroupName"))
             and not _foreign_destinations(stack, f)
+            and _records_the_flow(f.props.get("logFormat"))
             and (
                 f.props.get("logDestinationType") not in (None, "", "cloud-watch-logs")
                 or f.props.get("iamRoleArn")
@@ -179,8 +191,9 @@ def require_flow_logs(stack: Stack, config: Mapping[str, Any]) -> Iterator[Findi
         if not complete:
             yield (
                 vpc,
-                f"{title}: a flow log must record traffic_type ALL to a log_destination declared "
-                "in the stack (with iam_role_arn for CloudWatch Logs)",
+                f"{title}: a flow log must record traffic_type ALL, in the default log_format "
+                "or one with srcaddr, dstaddr, srcport, dstport, protocol and action, to a "
+                "log_destination declared in the stack (with iam_role_arn for CloudWatch Logs)",
             )
 
 
@@ -660,6 +673,10 @@ def endpoint_policy(resource: ResourceLike, config: Mapping[str, Any]) -> Iterat
     name = label(resource, "VPC endpoint")
     if props.get("vpcEndpointType") == "GatewayLoadBalancer":
         return  # AWS does not support policies on Gateway Load Balancer endpoints
+    service = str(props.get("serviceName") or "")
+    if service and not service.startswith(("com.amazonaws.", "cn.com.amazonaws.", "aws.")):
+        # A third party's PrivateLink service: traffic leaves AWS's services for someone else's.
+        yield f"{name} reaches {service}, not an AWS service; remove it or review it first"
     policy = props.get("policy")
     if not policy:
         yield f"{name} must have a policy (without one it admits every action of the service)"

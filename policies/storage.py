@@ -50,6 +50,7 @@ OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguratio
 REPLICATION = "aws:s3/bucketReplicationConfig:BucketReplicationConfig"
 OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 LOGGING = "aws:s3/bucketLogging:BucketLogging"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 BUCKET_ACLS = ("aws:s3/bucketAcl:BucketAcl", "aws:s3/bucketAclV2:BucketAclV2")
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 
@@ -339,6 +340,24 @@ def require_object_lock(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
                     ),
                 )
             )
+        # A lifecycle expiration puts a delete marker on every current version: the images stay
+        # locked but vanish from every reader until someone restores them version by version.
+        for lifecycle in _for_bucket(stack, bucket, LIFECYCLE):
+            for rule in items(lifecycle.props.get("rules")):
+                if not isinstance(rule, Mapping) or rule.get("status") != "Enabled":
+                    continue
+                expiration = rule.get("expiration")
+                if not isinstance(expiration, Mapping):
+                    continue
+                expires = expiration.get("days")
+                if expiration.get("date") or (expires and float(expires) < minimum):
+                    yield (
+                        bucket,
+                        (
+                            f"{title}: lifecycle rule {rule.get('id', '?')} expires current "
+                            f"versions before {minimum} days"
+                        ),
+                    )
 
 
 @stack_policy(

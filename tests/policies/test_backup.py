@@ -108,6 +108,12 @@ def _idempotency_deletable(s: Snapshot) -> None:
     del s.props(TABLE, "ingest-idempotency-table")["deletionProtectionEnabled"]
 
 
+def _lock_caps_retention(s: Snapshot) -> None:
+    s.props("aws:backup/vaultLockConfiguration:VaultLockConfiguration", "dr-vault-lock")[
+        "maxRetentionDays"
+    ] = 1.0
+
+
 MUTATIONS = [
     Mutation(
         "backup-vault-unlocked",
@@ -222,6 +228,12 @@ MUTATIONS = [
         "aws-dynamodb-table-require-deletion-protection",
         "idempotency table without deletion protection",
         _idempotency_deletable,
+    ),
+    Mutation(
+        "backup-vault-lock-max-one-day",
+        "aws-backup-vault-require-lock",
+        "vault lock refuses recovery points kept longer than a day",
+        _lock_caps_retention,
     ),
 ]
 

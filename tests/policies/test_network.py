@@ -224,6 +224,16 @@ def _inline_default_route_through_transit_gateway(s: Snapshot) -> None:
     ]
 
 
+def _third_party_endpoint(s: Snapshot) -> None:
+    s.props("aws:ec2/vpcEndpoint:VpcEndpoint", "network-sts-endpoint")["serviceName"] = (
+        "com.vendor.vpce.us-east-1.vpce-svc-0123456789abcdef0"
+    )
+
+
+def _flow_log_without_addresses(s: Snapshot) -> None:
+    s.props("aws:ec2/flowLog:FlowLog", "network-flow-log")["logFormat"] = "${version} ${action}"
+
+
 MUTATIONS = [
     Mutation(
         "ec2-flow-log-removed",
@@ -368,6 +378,18 @@ MUTATIONS = [
         "aws-ec2-vpc-no-internet-gateway",
         "the data tier's route table routes 0.0.0.0/0 through a transit gateway",
         _inline_default_route_through_transit_gateway,
+    ),
+    Mutation(
+        "ec2-endpoint-to-a-third-party",
+        "aws-ec2-vpc-endpoint-require-policy",
+        "an interface endpoint to a third party's PrivateLink service",
+        _third_party_endpoint,
+    ),
+    Mutation(
+        "ec2-flow-log-without-addresses",
+        "aws-ec2-vpc-require-flow-logs",
+        "flow log format drops addresses and ports",
+        _flow_log_without_addresses,
     ),
 ]
 

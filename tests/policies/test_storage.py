@@ -305,6 +305,14 @@ def _replica_in_the_same_region(s: Snapshot) -> None:
     rule["destination"]["bucket"] = "arn:aws:s3:::pacs-dev-123456789012-us-east-1-derived"
 
 
+def _archive_expires_in_a_day(s: Snapshot) -> None:
+    lifecycle = s.props(
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "imaging-archive-lifecycle",
+    )
+    lifecycle["rules"][0]["expiration"] = {"days": 1.0}
+
+
 MUTATIONS = [
     Mutation(
         "s3-public-policy-unblocked",
@@ -534,6 +542,12 @@ MUTATIONS = [
         "the archive replicates into a bucket of its own region",
         _replica_in_the_same_region,
     ),
+    Mutation(
+        "s3-archive-expires-in-a-day",
+        "aws-s3-bucket-require-object-lock",
+        "archive lifecycle puts delete markers on every image after a day",
+        _archive_expires_in_a_day,
+    ),
 ]
 
 
@@ -556,7 +570,12 @@ def test_minimum_retention_is_configurable(plan_json: dict[str, Any], judge: Jud
         "dr-replica",
         "audit-audit-trail",
     }
-    assert all("must be at least 3653" in f.message for f in report.findings)
+    assert all("3653" in f.message for f in report.findings)
+    # The audit trail's lifecycle expires its logs after six years: before a ten-year minimum.
+    assert any(
+        "lifecycle rule kit-lifecycle expires current versions before 3653 days" in f.message
+        for f in report.findings
+    )
 
 
 def test_advisory_violation_does_not_block(snapshot: Snapshot, judge: Judge) -> None:
