@@ -97,9 +97,13 @@ def _planned_retentions(stack: Stack, vault: Any) -> list[float]:
     found: list[float] = []
     for plan in stack.of_type(PLAN):
         for rule in items(plan.props.get("rules")):
+            if not isinstance(rule, Mapping):
+                continue
             if rule.get("targetVaultName") == name:
                 found += [d for d in [_days(get(rule, "lifecycle", "deleteAfter"))] if d]
             for copy in items(rule.get("copyActions")):
+                if not isinstance(copy, Mapping):
+                    continue
                 if name and str(copy.get("destinationVaultArn", "")).endswith(
                     f":backup-vault:{name}"
                 ):
