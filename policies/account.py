@@ -14,6 +14,8 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    ACCOUNT_ID_LIST,
+    STRING_LIST,
     Finding,
     Meta,
     ResourceLike,
@@ -37,7 +39,7 @@ TRUSTED_ACCOUNTS = Setting(
     "trustedAccounts",
     "Other AWS accounts the stack may refer to (12-digit ids), after review",
     [],
-    {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+    ACCOUNT_ID_LIST,
 )
 
 # Properties that name an account by its bare 12-digit id (an ARN names it in its account field).
@@ -249,7 +251,7 @@ REVIEWED_TYPES: tuple[str, ...] = (
                 "accountIds",
                 "The stack's own account(s); empty: found from the roles the stack declares",
                 [],
-                {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+                ACCOUNT_ID_LIST,
             ),
         ),
     )
@@ -305,13 +307,13 @@ def _exempt_paths(stack: Stack, resource: Any, own: set[str]) -> list[tuple[str,
                 "allowedResourceTypes",
                 "Further resource types (type tokens) accepted after review",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
             Setting(
                 "componentPackages",
                 "Packages of component resources (they create nothing themselves)",
                 ["cloud-pacs"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )

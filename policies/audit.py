@@ -13,6 +13,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     Finding,
     Meta,
     ResourceLike,
@@ -469,7 +470,7 @@ def _firehose_error_groups(stack: Stack) -> set[str]:
                 "Other subscription destinations that deliver to the SIEM (Firehose streams, "
                 "Kinesis streams or CloudWatch Logs destinations outside the stack)",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -871,7 +872,7 @@ def _notifies(stack: Stack, alarm: Any, metrics: set[tuple[Any, Any]]) -> bool:
                         "type": "object",
                         "properties": {
                             "name": {"type": "string"},
-                            "tokens": {"type": "array", "items": {"type": "string"}},
+                            "tokens": STRING_LIST,
                         },
                         "required": ["name", "tokens"],
                     },

@@ -12,6 +12,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     Finding,
     Meta,
     ResourceLike,
@@ -501,7 +502,7 @@ def _selects(selection: Any, table: Any) -> bool:
                 "Values of the `purpose` tag of PHI tables whose items are transient by design "
                 "(they expire by TTL; point-in-time recovery covers them) and need no backup plan",
                 ["ingest-idempotency"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
             Setting(
                 "selectionTagKey",

@@ -14,6 +14,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     Finding,
     Meta,
     ResourceLike,
@@ -93,7 +94,7 @@ def _is_alb(lb: ResourceLike) -> bool:
                 "allowedSslPolicies",
                 "ELB security policies a TLS-terminating listener may use (TLS 1.3 only)",
                 TLS13_POLICIES,
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -433,7 +434,7 @@ def lb_internal(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[s
                 "Accepted desync mitigation modes ('defensive' only for clients proven to send "
                 "non-compliant requests)",
                 ["strictest"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -622,7 +623,7 @@ def _image_problem(image: Any, registries: list[str]) -> str | None:
                 "Image prefixes outside ECR that containers may run (e.g. a private registry "
                 "with the same scanning and immutability the risk analysis accepted)",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )

@@ -51,6 +51,14 @@ class ResourceLike(Protocol):
     name: str
 
 
+# JSON schemas of the settings' values that recur across policies.
+STRING_LIST: Mapping[str, Any] = {"type": "array", "items": {"type": "string"}}
+ACCOUNT_ID_LIST: Mapping[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "pattern": "^[0-9]{12}$"},
+}
+
+
 @dataclass(frozen=True)
 class Setting:
     """A knob of a policy, set with ``--policy-pack-config`` (or ``pacs-kit check --config``)."""

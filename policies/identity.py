@@ -11,6 +11,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     DocumentError,
     Finding,
     Meta,
@@ -302,7 +303,7 @@ def _role_documents(stack: Stack, role: Any) -> list[tuple[str, Any]]:
                 "boundaryPolicyArns",
                 "ARNs of boundary policies managed outside the stack that roles may carry",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -432,7 +433,7 @@ def trust_no_wildcard_principal(resource: ResourceLike, config: Mapping[str, Any
                 "Service principals that send no aws:SourceAccount/aws:SourceArn when assuming "
                 "a role (their trust cannot be scoped)",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -589,7 +590,7 @@ DEFAULT_MANAGED_POLICY_ARNS = [
                 "AWS-managed policy ARNs principals may be given (the default is exactly those "
                 "the default stack attaches)",
                 DEFAULT_MANAGED_POLICY_ARNS,
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -855,14 +856,14 @@ def _break_glass(role: Any, duties: set[str], suffixes: tuple[str, ...]) -> bool
                 "breakGlassDuties",
                 "Values of the `duty` tag that mark an emergency-access role",
                 ["break-glass"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
             Setting(
                 "breakGlassNameSuffixes",
                 "Endings of a role's name (or logical name) that mark an emergency-access role, "
                 "whatever its tags",
                 ["-break-glass"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )

@@ -11,6 +11,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    ACCOUNT_ID_LIST,
     DocumentError,
     Finding,
     Meta,
@@ -185,7 +186,7 @@ def require_rotation(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
                 "Account ids (12 digits) besides the key's own whose principals a key policy may "
                 "admit (e.g. a central backup or log-archive account)",
                 [],
-                {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{12}$"}},
+                ACCOUNT_ID_LIST,
             ),
         ),
     )

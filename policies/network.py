@@ -14,6 +14,7 @@ from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     DocumentError,
     Finding,
     Meta,
@@ -370,7 +371,7 @@ _ALLOWED_PUBLIC_CIDRS = Setting(
     "public addresses that the risk analysis accepted. Private ranges (10/8, 172.16/12, "
     "192.168/16, 100.64/10, fc00::/7) need no listing.",
     [],
-    {"type": "array", "items": {"type": "string"}},
+    STRING_LIST,
 )
 
 
@@ -522,7 +523,7 @@ def _entries(stack: Stack, prefix_list: Any | None, value: str) -> list[str]:
                 "Ids of prefix lists managed outside the stack that ingress may name (their "
                 "entries cannot be checked here: the risk analysis vouches for them)",
                 [],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -663,7 +664,7 @@ def _service(resource: ResourceLike) -> str:
                 "Endpoint services whose policy must also pin aws:ResourceAccount (services "
                 "with resource policies, through which data could reach another account)",
                 ["s3", "dynamodb", "kms", "sqs", "secretsmanager"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )

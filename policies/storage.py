@@ -12,6 +12,7 @@ from pulumi_policy import Severity
 from policies import controls as c
 from policies.framework import (
     SCOPING_CONDITION_KEYS,
+    STRING_LIST,
     DocumentError,
     Finding,
     Meta,
@@ -61,7 +62,7 @@ ARCHIVE_PURPOSES = Setting(
     "Values of the `purpose` tag that mark a bucket as an archive kept under Object Lock: "
     "archived images, their replica, and the audit trail",
     ["archive", "archive-replica", "audit-trail"],
-    {"type": "array", "items": {"type": "string"}},
+    STRING_LIST,
 )
 # Partitions by region prefix (a plan's bucket has no ARN yet: it is derived from its name).
 _PARTITIONS = (
@@ -157,7 +158,7 @@ def require_public_access_block(stack: Stack, config: Mapping[str, Any]) -> Iter
                 "sseS3Classifications",
                 "data-classification tags of buckets allowed SSE-S3 (public material only)",
                 ["public-certificates"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
@@ -379,7 +380,7 @@ def require_object_lock(stack: Stack, config: Mapping[str, Any]) -> Iterator[Fin
                 "sourcePurposes",
                 "Values of the `purpose` tag of buckets that must replicate",
                 ["archive"],
-                {"type": "array", "items": {"type": "string"}},
+                STRING_LIST,
             ),
         ),
     )
