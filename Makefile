@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The kit's main job on this machine: the real stack deployed into an embedded AWS emulator,
+# DICOM ingested through it, live checks, teardown (pacs-kit sandbox demo; no AWS, no Pulumi CLI).
 demo: $(STAMP)
-	$(BIN)/pacs-kit plan
-	$(BIN)/pacs-kit check
+	$(BIN)/pacs-kit sandbox demo
 
 test: lint typecheck pytest
 
@@ -48,4 +49,4 @@ layer: $(STAMP)
 	$(BIN)/pacs-kit build-layer
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build .sandbox

@@ -39,6 +39,7 @@ from infra.components.ingest import (
 from infra.components.keys import EDGE_PURPOSES, PURPOSES, KeyRing, KeyRingArgs
 from infra.components.network import PrivateNetwork, PrivateNetworkArgs
 from infra.config import RTC_SLA_MINUTES, load_settings
+from infra.emulator import provider_args
 from infra.iam_documents import (
     ARCHIVE_KEY_DUTIES,
     ELB_ACCOUNT_LOG_REGIONS,
@@ -60,8 +61,10 @@ default_tags = aws.ProviderDefaultTagsArgs(
         "managed-by": "pulumi",
     }
 )
-primary = aws.Provider("primary", region=settings.region, default_tags=default_tags)
-dr_provider = aws.Provider("dr", region=settings.dr_region, default_tags=default_tags)
+# Only in the sandbox (emulatorEndpoint, which warns): every service endpoint at the local emulator.
+emulator = provider_args(settings.emulator_endpoint)
+primary = aws.Provider("primary", region=settings.region, default_tags=default_tags, **emulator)
+dr_provider = aws.Provider("dr", region=settings.dr_region, default_tags=default_tags, **emulator)
 in_primary = pulumi.ResourceOptions(provider=primary)
 invoke_primary = pulumi.InvokeOptions(provider=primary)
 

@@ -87,6 +87,12 @@ _PRIVATE_CA_RE = re.compile(
 # ECR image tags: 1-128 of letters, digits, '_', '.', '-', not starting with '.' or '-'.
 _IMAGE_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _IMAGE_TAG_RE = re.compile(rf"^{_IMAGE_TAG}$")
+# A local AWS emulator: http(s), a loopback host (checked further below), an optional port, no path
+# (matched whole: no user info, query or fragment that parsers could read differently).
+_EMULATOR_URL_RE = re.compile(
+    r"(?P<scheme>https?)://(?P<host>localhost|[0-9.]+|\[::1\])(?::(?P<port>[0-9]{1,5}))?/?",
+    re.IGNORECASE,
+)
 _ECR_IMAGE_RE = re.compile(
     r"^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -281,6 +287,12 @@ KEYS: tuple[Key, ...] = (
         "Create an IAM Access Analyzer of type ACCOUNT (one per account and region: leave false "
         "where the account, another stack or the organization already has one).",
     ),
+    Key(
+        "emulatorEndpoint",
+        "",
+        "http(s) URL of a local AWS emulator on a loopback host (the sandbox) that both providers "
+        "send every API call to instead of AWS (warns); empty: AWS.",
+    ),
 )
 # Keys that only mean something when the edge exists (a client trust source is configured).
 EDGE_ONLY_KEYS: tuple[str, ...] = (
@@ -388,6 +400,8 @@ class Settings:
     edge: EdgeSettings | None = None
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
+    # The sandbox: the URL of the local emulator both providers call instead of AWS; None: AWS.
+    emulator_endpoint: str | None = None
 
     @property
     def name_prefix(self) -> str:
@@ -653,6 +667,36 @@ def _image_tag(key: str, raw: object) -> str:
             "the repository's tags are immutable and each deployment names its image",
         )
     return value
+
+
+def _emulator_endpoint(key: str, raw: object, warnings: list[str]) -> str | None:
+    value = str(raw).strip()
+    if not value:
+        return None
+    match = _EMULATOR_URL_RE.fullmatch(value)
+    host = match.group("host").lower() if match else ""
+    port = int(match.group("port")) if match and match.group("port") else None
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not match or not loopback or (port is not None and not 1 <= port <= 65535):
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            "must be empty (deploy to AWS) or the http:// or https:// URL of a local AWS emulator "
+            "on a loopback host, 127.0.0.1 (127.0.0.0/8), [::1] or localhost, with an optional "
+            "port and no path (e.g. http://127.0.0.1:5000): the providers send every API call, "
+            "with the deployer's credentials and the stack's data, to this host",
+        )
+    url = f"{match.group('scheme').lower()}://{host}" + (f":{port}" if port is not None else "")
+    warnings.append(
+        f"{_qualified(key)} is {url}: both AWS providers send every API call to the emulator "
+        "there instead of AWS, without validating credentials; the stack deploys into that "
+        "emulator (the sandbox), not into AWS. Leave emulatorEndpoint empty for any real "
+        "deployment"
+    )
+    return url
 
 
 def _edge(
@@ -939,8 +983,9 @@ def parse_settings(
         warnings=warnings,
     )
 
-    # Before Settings: it may add warnings.
+    # Before Settings: they may add warnings.
     identity = _identity(get, warnings)
+    emulator = _emulator_endpoint("emulatorEndpoint", get("emulatorEndpoint"), warnings)
     return Settings(
         project=project,
         stack=stack,
@@ -982,6 +1027,7 @@ def parse_settings(
         edge=edge,
         audit=_audit(get),
         identity=identity,
+        emulator_endpoint=emulator,
     )
 
 

@@ -24,6 +24,7 @@ from pacs_kit.program import (
     run_program,
     short_type,
 )
+from pacs_kit.sandbox import cli as sandbox_cli
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_command(commands)
     pki.add_command(commands)
     gateway_cli.add_command(commands)
+    sandbox_cli.add_command(commands)
     layer = commands.add_parser(
         "build-layer",
         help="build the functions' Lambda layer zip, reproducibly (run before `pulumi up`)",

@@ -4,6 +4,7 @@ policy looks at (an access point, a grant, a peering connection, an RDS instance
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections import Counter
@@ -24,6 +25,7 @@ from policies.framework import (
     account,
     document,
     get,
+    items,
     label,
     parse_arn,
     resource_policy,
@@ -362,4 +364,99 @@ def provider_no_static_credentials(
             yield f"provider {resource.name}: {key} must not be set (long-lived credentials)"
 
 
-POLICIES = (no_foreign_references, require_reviewed_types, provider_no_static_credentials)
+# A local emulator's URL: http(s), a loopback host, an optional port, no path (matched whole, so no
+# user info, query or fragment that one parser could read differently from another).
+_LOCAL_URL = re.compile(
+    r"(?:https?)://(?P<host>localhost|[0-9.]+|\[::1\])(?::[0-9]{1,5})?/?", re.IGNORECASE
+)
+
+
+def _loopback_url(url: str) -> bool:
+    """Whether ``url`` names a host on this machine: 127.0.0.0/8, [::1] or localhost."""
+    match = _LOCAL_URL.fullmatch(url.strip())
+    if not match:
+        return False
+    host = match.group("host").lower()
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _endpoint_overrides(value: Any) -> list[tuple[str, str]]:
+    """(service, URL) of every endpoint a provider's ``endpoints`` sets.
+
+    The engine hands provider configuration as strings: ``endpoints`` is a JSON list of objects
+    (service -> URL). A value that is not such a list is reported whole, as ``(unreadable)``.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return []
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return [("(unreadable)", text)]
+    found: list[tuple[str, str]] = []
+    for block in items(value):
+        if isinstance(block, Mapping):
+            found.extend((str(k), str(url)) for k, url in block.items() if url)
+        elif block:
+            found.append(("(unreadable)", str(block)))
+    return found
+
+
+@resource_policy(
+    Meta(
+        id="aws-provider-no-endpoint-override",
+        description="No AWS provider of the stack sends API calls anywhere but AWS: no service "
+        "endpoint overrides (a local emulator's loopback endpoints only where allowed).",
+        practice=c.REVIEWED_INFRASTRUCTURE,
+        safeguard=c.TRANSMISSION_SECURITY,
+        severity=Severity.CRITICAL,
+        remediation="Remove endpoints from the aws.Provider (leave the stack's emulatorEndpoint "
+        "empty): an endpoint override sends every API call of its services, signed with the "
+        "deployer's credentials and carrying the stack's data, to that host instead of AWS. Only "
+        "to deploy into a local emulator (the sandbox) set allowLoopbackEndpoints, which accepts "
+        "endpoints on 127.0.0.0/8, [::1] or localhost and nothing else.",
+        subjects=(AWS_PROVIDER,),
+        settings=(
+            Setting(
+                "allowLoopbackEndpoints",
+                "Accept endpoint overrides whose URLs all name a loopback host (127.0.0.0/8, "
+                "[::1], localhost): a local AWS emulator, such as the sandbox's",
+                False,
+                {"type": "boolean"},
+            ),
+        ),
+    )
+)
+def provider_no_endpoint_override(
+    resource: ResourceLike, config: Mapping[str, Any]
+) -> Iterator[str]:
+    allow_loopback = config["allowLoopbackEndpoints"] is True
+    by_url: dict[str, list[str]] = {}
+    for service, url in _endpoint_overrides(resource.props.get("endpoints")):
+        if allow_loopback and _loopback_url(url):
+            continue
+        by_url.setdefault(url, []).append(service)
+    for url, services in by_url.items():
+        why = (
+            "not a loopback host (allowLoopbackEndpoints accepts only 127.0.0.0/8, [::1] and "
+            "localhost)"
+            if allow_loopback
+            else "every API call and its data would go to that host instead of AWS (a local "
+            "emulator's loopback endpoints need allowLoopbackEndpoints)"
+        )
+        yield (
+            f"provider {resource.name}: endpoints send {', '.join(sorted(services))} to {url!r}: "
+            f"{why}"
+        )
+
+
+POLICIES = (
+    no_foreign_references,
+    require_reviewed_types,
+    provider_no_static_credentials,
+    provider_no_endpoint_override,
+)

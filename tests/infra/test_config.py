@@ -501,3 +501,61 @@ def test_bad_audit_values_name_key_value_and_allowed(
     assert f"cloud-pacs:{key}" in message, message
     assert repr(value) in message, message
     assert allowed_fragment in message, message
+
+
+# -------------------------------------------------------------------------------------- emulator
+
+
+def test_no_emulator_by_default() -> None:
+    assert parse().emulator_endpoint is None
+    assert parse(emulatorEndpoint="  ").emulator_endpoint is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "endpoint"),
+    [
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://127.0.0.1:5000/", "http://127.0.0.1:5000"),
+        (" https://localhost:4566 ", "https://localhost:4566"),
+        ("HTTP://LocalHost", "http://localhost"),
+        ("http://[::1]:5000", "http://[::1]:5000"),
+        ("http://127.1.2.3:65535", "http://127.1.2.3:65535"),
+    ],
+)
+def test_a_loopback_emulator_is_accepted_with_a_warning(raw: str, endpoint: str) -> None:
+    s = parse(emulatorEndpoint=raw)
+    assert s.emulator_endpoint == endpoint
+    (warning,) = s.warnings
+    assert warning.startswith(f"cloud-pacs:emulatorEndpoint is {endpoint}: ")
+    assert "instead of AWS" in warning and "not into AWS" in warning
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://evil.example",
+        "http://evil.example:5000",
+        "http://10.0.0.5:5000",
+        "http://0.0.0.0:5000",
+        "http://[::]:5000",
+        "http://127.0.0.1.evil.example:5000",
+        "http://localhost.evil.example",
+        "http://127.0.0.1:5000@evil.example",
+        "http://user:secret@127.0.0.1:5000",
+        "http://127.0.0.1:5000/moto",
+        "http://127.0.0.1:5000?x=1",
+        "http://127.0.0.1:70000",
+        "http://127.0.0.1:0",
+        "http://127.1:5000",
+        "http://::1:5000",
+        "ftp://127.0.0.1",
+        "127.0.0.1:5000",
+        "localhost",
+        "not a url",
+    ],
+)
+def test_an_emulator_elsewhere_than_loopback_is_refused(value: str) -> None:
+    assert_refused_naming(parse, "emulatorEndpoint", value, "loopback host")
+    with pytest.raises(ConfigError) as caught:
+        parse(emulatorEndpoint=value)
+    assert "every API call" in caught.value.allowed and "credentials" in caught.value.allowed

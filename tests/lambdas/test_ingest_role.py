@@ -3,7 +3,8 @@
 moto limits (verified, see OFFLINE-FACTS): S3 is enforced down to key prefixes and SQS by queue
 ARN, so those grants are tested exactly as generated. KMS and DynamoDB are authorised by moto only
 against resource ``*``; an ARN-scoped grant — which is what the stack generates — is denied there.
-The named shim ``moto_resource_star_shim`` re-grants *the same actions* on ``*`` for those two
+The named shim ``grant_moto_resource_star_shim`` (pacs_kit/sandbox/lambda_runtime.py)
+re-grants *the same actions* on ``*`` for those two
 services only; the real ARN scoping is asserted on the document in tests/infra.
 """
 
@@ -20,6 +21,7 @@ from moto import settings as moto_settings
 from moto.core.responses import ActionAuthenticatorMixin
 
 from infra.iam_documents import IngestResources, ingest_role_policy
+from pacs_kit.sandbox.lambda_runtime import grant_moto_resource_star_shim
 from tests.lambdas.conftest import (
     ACCOUNT,
     PREFIX,
@@ -33,8 +35,6 @@ from tests.lambdas.conftest import (
 from tests.lambdas.factory import HOSTILE, ct, encode
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
-
-UNENFORCED_BY_MOTO = ("kms:", "dynamodb:")
 
 
 def generated_policy(stack: Stack) -> dict[str, Any]:
@@ -53,28 +53,6 @@ def generated_policy(stack: Stack) -> dict[str, Any]:
             log_group_arn=f"arn:aws:logs:{REGION}:{ACCOUNT.account_id}:log-group:/aws/lambda/x",
         )
     )
-
-
-def moto_resource_star_shim(policy: dict[str, Any]) -> dict[str, Any]:
-    actions = sorted(
-        {
-            action
-            for statement in policy["Statement"]
-            for action in statement["Action"]
-            if action.startswith(UNENFORCED_BY_MOTO)
-        }
-    )
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "MotoAuthorisesTheseOnlyOnStar",
-                "Effect": "Allow",
-                "Action": actions,
-                "Resource": "*",
-            }
-        ],
-    }
 
 
 @pytest.fixture
@@ -112,11 +90,7 @@ def role_session(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto
     iam.put_role_policy(
         RoleName=role["RoleName"], PolicyName="ingest", PolicyDocument=json.dumps(policy)
     )
-    iam.put_role_policy(
-        RoleName=role["RoleName"],
-        PolicyName="moto-resource-star-shim",
-        PolicyDocument=json.dumps(moto_resource_star_shim(policy)),
-    )
+    grant_moto_resource_star_shim(iam, role["RoleName"])
     monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
     monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
     sts = boto3.client(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.policies.conftest import Judge
 from tests.policies.mutations import Mutation, Snapshot, statement
 
@@ -145,6 +147,16 @@ def _static_provider_keys(s: Snapshot) -> None:
     provider["secretKey"] = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
+def _endpoints(provider: str, endpoints: Any) -> Any:
+    def apply(s: Snapshot) -> None:
+        s.props("pulumi:providers:aws", provider)["endpoints"] = json.dumps(endpoints)
+
+    return apply
+
+
+EMULATOR = "http://127.0.0.1:5000"
+
+
 MUTATIONS = [
     Mutation("account-bucket-read-by-another-account", "aws-account-no-foreign-references",
              "archive bucket policy lets another account read", _foreign_bucket_reader),
@@ -210,6 +222,15 @@ MUTATIONS = [
              _elb_grant_to_another_root),
     Mutation("provider-static-credentials", "aws-provider-no-static-credentials",
              "access keys in the primary provider's configuration", _static_provider_keys),
+    Mutation("provider-s3-endpoint-elsewhere", "aws-provider-no-endpoint-override",
+             "the primary provider sends its S3 calls to another host",
+             _endpoints("primary", [{"s3": "https://s3.evil.example"}])),
+    Mutation("provider-kms-endpoint-lookalike", "aws-provider-no-endpoint-override",
+             "the DR provider sends its KMS calls to a host that only looks loopback",
+             _endpoints("dr", [{"kms": "http://127.0.0.1.evil.example:5000"}])),
+    Mutation("provider-emulator-endpoints-not-allowed", "aws-provider-no-endpoint-override",
+             "the primary provider deploys into a local emulator (the pack does not allow it)",
+             _endpoints("primary", [{"s3": EMULATOR, "sts": EMULATOR, "iam": EMULATOR}])),
 ]  # fmt: skip
 
 
@@ -265,3 +286,66 @@ def test_reviewed_types_can_be_extended_and_components_are_exempt(
         }
     }
     assert judge(snapshot, policy, config=config).findings == []
+
+
+ENDPOINT_POLICY = "aws-provider-no-endpoint-override"
+
+
+def _endpoint_messages(snapshot: Snapshot, judge: Judge, **settings: Any) -> list[str]:
+    config = {ENDPOINT_POLICY: settings} if settings else None
+    return [f.message for f in judge(snapshot, ENDPOINT_POLICY, config=config).findings]
+
+
+def test_loopback_endpoints_pass_only_when_the_pack_allows_them(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    _endpoints("primary", [{"s3": EMULATOR, "lambda": EMULATOR}])(snapshot)
+    _endpoints("dr", [{"s3": "https://[::1]:4566/", "sts": "http://LOCALHOST"}])(snapshot)
+    messages = sorted(_endpoint_messages(snapshot, judge))
+    assert len(messages) == 3, messages
+    assert messages[0].startswith("provider dr: endpoints send s3 to 'https://[::1]:4566/': ")
+    assert messages[1].startswith("provider dr: endpoints send sts to 'http://LOCALHOST': ")
+    assert messages[2].startswith(
+        "provider primary: endpoints send lambda, s3 to 'http://127.0.0.1:5000': every API call"
+    )
+    assert all("allowLoopbackEndpoints" in m for m in messages)
+    assert _endpoint_messages(snapshot, judge, allowLoopbackEndpoints=True) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://evil.example",
+        "http://10.0.0.5:5000",
+        "http://127.0.0.1:5000@evil.example",
+        "http://127.0.0.1.evil.example",
+        "http://localhost.evil.example:5000",
+        "http://127.0.0.1:5000/path",
+        "ftp://127.0.0.1",
+        "http://0.0.0.0:5000",
+    ],
+)
+def test_allowing_loopback_endpoints_never_allows_another_host(
+    snapshot: Snapshot, judge: Judge, url: str
+) -> None:
+    _endpoints("primary", [{"s3": EMULATOR, "ecs": url}])(snapshot)
+    (message,) = _endpoint_messages(snapshot, judge, allowLoopbackEndpoints=True)
+    assert f"endpoints send ecs to {url!r}" in message and "not a loopback host" in message
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    ["not json", '{"s3": "https://evil.example"}', "[5]", [{"s3": "https://evil.example"}]],
+)
+def test_endpoints_in_any_shape_are_judged(
+    snapshot: Snapshot, judge: Judge, endpoints: Any
+) -> None:
+    snapshot.props("pulumi:providers:aws", "primary")["endpoints"] = endpoints
+    (message,) = _endpoint_messages(snapshot, judge, allowLoopbackEndpoints=True)
+    assert message.startswith("provider primary: endpoints send ")
+
+
+@pytest.mark.parametrize("endpoints", ["", "[]", "[{}]", '[{"s3": ""}]', None])
+def test_empty_endpoints_override_nothing(snapshot: Snapshot, judge: Judge, endpoints: Any) -> None:
+    snapshot.props("pulumi:providers:aws", "primary")["endpoints"] = endpoints
+    assert _endpoint_messages(snapshot, judge) == []

@@ -18,6 +18,7 @@ INSECURE_OPTIONS: list[tuple[dict[str, Any], str]] = [
     ({"archiveRetentionDays": 365}, "aws-s3-bucket-require-object-lock"),
     ({"logRetentionDays": 365}, "aws-cloudwatch-log-group-require-retention"),
     ({"edgeInternetFacing": True}, "aws-lb-load-balancer-internal"),
+    ({"emulatorEndpoint": "http://127.0.0.1:5000"}, "aws-provider-no-endpoint-override"),
 ]
 
 
@@ -44,3 +45,14 @@ def test_the_pack_configuration_can_allow_an_internet_facing_edge(
     config = {"aws-lb-load-balancer-internal": {"allowInternetFacing": True}}
     report = judge(document, "aws-lb-load-balancer-internal", config=config)
     assert report.findings == []
+
+
+def test_the_pack_configuration_can_allow_the_sandbox_emulator(
+    plan_with: Callable[..., ProgramRun], judge: Judge
+) -> None:
+    document = plan_document(plan_with(emulatorEndpoint="http://127.0.0.1:5000"))
+    policy = "aws-provider-no-endpoint-override"
+    refused = judge(document, policy).findings
+    assert {f.urn.rsplit("::", 1)[-1] for f in refused} == {"primary", "dr"}
+    config = {policy: {"allowLoopbackEndpoints": True}}
+    assert judge(document, policy, config=config).findings == []

@@ -1,0 +1,1 @@
+"""The sandbox: the real stack deployed into an embedded AWS emulator (moto), run end to end."""

@@ -1,0 +1,35 @@
+"""An in-process moto server for the sandbox's unit tests (the end-to-end tests start the real
+emulator process instead, with its shims)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from pacs_kit.sandbox.emulate import Clients
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server on a free port of 127.0.0.1; its endpoint URL."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def clients(endpoint: str) -> Clients:
+    return Clients(endpoint=endpoint)

@@ -1,0 +1,1 @@
+"""A tiny function package for tests/sandbox/test_lambda_runtime.py (not product code)."""

@@ -1,0 +1,138 @@
+"""`pacs-kit sandbox` as people and CI call it: exit codes, outputs, and `make demo`'s command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pacs_kit.cli import main
+from pacs_kit.program import Project
+from pacs_kit.sandbox import deploy as deploy_module
+from pacs_kit.sandbox import server
+from pacs_kit.sandbox.cli import demo_problems
+from pacs_kit.sandbox.deploy import TrackedInputs
+from pacs_kit.sandbox.emulate import Clients
+from pacs_kit.sandbox.lambda_runtime import Invocation
+from pacs_kit.sandbox.operate import SignatureCheck
+from pacs_kit.sandbox.samples import samples
+from tests.sandbox.conftest import moto_server
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@pytest.mark.parametrize("command", [["status"], ["ingest", "--samples"]])
+def test_commands_that_need_a_sandbox_say_so_with_exit_2(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", *command, "--state-dir", str(tmp_path)]) == 2
+    assert "no sandbox is up" in capsys.readouterr().err
+
+
+def test_down_without_a_sandbox_is_a_no_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sandbox", "down", "--state-dir", str(tmp_path)]) == 0
+    assert "no sandbox was running" in capsys.readouterr().out
+
+
+def test_an_unknown_resource_type_stops_the_deployment_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = dict(deploy_module.TABLE)
+    del table["aws:sqs/queue:Queue"]
+    monkeypatch.setattr(deploy_module, "TABLE", table)
+    with (
+        moto_server() as url,
+        pytest.raises(deploy_module.UnknownResourceType, match="aws:sqs/queue:Queue"),
+    ):
+        deploy_module.deploy(Project.find(), "sandbox", Clients(url))
+
+
+def test_up_ingest_files_status_json_down(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_dir = tmp_path / "state"
+    files = []
+    for index, sample in enumerate(samples()[1:3]):  # the MR study and the polyglot
+        path = tmp_path / f"{index}.dcm"
+        path.write_bytes(sample.body)
+        files.append(str(path))
+    try:
+        assert main(["sandbox", "up", "--state-dir", str(state_dir)]) == 0
+        up_output = capsys.readouterr().out
+        assert "0 unknown types" in up_output
+        assert (
+            "aws:lb:TrustStore edge-trust-store: moto's ELBv2 has no trust store API" in up_output
+        )
+        assert main(["sandbox", "up", "--state-dir", str(state_dir)]) == 2  # already up
+        assert "already up" in capsys.readouterr().err
+
+        assert main(["sandbox", "ingest", "--json", "--state-dir", str(state_dir), *files]) == 0
+        lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(d["label"], d["outcome"], d["reasons"]) for d in lines] == [
+            (files[0], "archived", []),
+            (files[1], "quarantined", ["polyglot-preamble"]),
+        ]
+
+        assert main(["sandbox", "status", "--json", "--state-dir", str(state_dir)]) == 0
+        status = json.loads(capsys.readouterr().out)
+        assert status["data"]["archived instances"] == 1
+        assert status["data"]["quarantined objects"] == 1
+        assert {c["verdict"] for c in status["checks"]} == {"PASS"}
+        assert {r["type"] for r in status["notEmulated"]} == {
+            "aws:lb/trustStore:TrustStore",
+            "aws:backup/selection:Selection",
+            "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
+        }
+    finally:
+        assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
+    assert server.running(state_dir) is None
+    assert not (state_dir / "state.json").exists()
+
+
+def test_the_demo_make_demo_runs_ends_with_the_summary(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pacs_kit.cli", "sandbox", "demo", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = result.stdout.split("\nSummary\n", 1)[1]
+    assert "files: 2 archived, 3 quarantined (as expected)" in summary
+    assert "signatures verified: 2 of 2" in summary
+    assert "0 unknown types" in summary
+    assert "CompressedSamples" not in result.stdout + result.stderr
+    assert server.running(tmp_path) is None
+
+
+def test_inputs_a_handler_never_read_are_reported() -> None:
+    inputs = TrackedInputs({"bucket": "b", "policy": "{}", "tags": {}, "forceDestroy": True})
+    assert inputs["bucket"] == "b" and "policy" in inputs
+    assert inputs.unread() == ["forceDestroy"]  # empty values ("tags": {}) carry nothing
+
+
+@pytest.mark.parametrize(
+    ("verify_result", "siem_events", "dead_letters", "problem"),
+    [
+        ({"checked": 2, "failed": 1}, 3, 0, "verify function"),
+        ({"checked": 0, "failed": 0}, 3, 0, "verify function"),
+        ({"checked": 2, "failed": 0}, 0, 0, "SIEM"),
+        ({"checked": 2, "failed": 0}, 3, 1, "dead-letter"),
+    ],
+)
+def test_the_demo_fails_when_the_kit_did_not_show_it_works(
+    verify_result: dict[str, int], siem_events: int, dead_letters: int, problem: str
+) -> None:
+    runs = [Invocation(function="verify", trigger="schedule", request_id="r", result=verify_result)]
+    signatures = [SignatureCheck("k", True, "ok")]
+    data = {"SIEM events received": siem_events, "dead-letter messages": dead_letters}
+    problems = demo_problems([], runs, signatures, [], data)
+    assert len(problems) == 1 and problem in problems[0]
+    ok = {"SIEM events received": 1, "dead-letter messages": 0}
+    assert demo_problems([], runs[:0], signatures, [], ok) == ["the verify function's run: no run"]

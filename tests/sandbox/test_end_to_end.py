@@ -1,0 +1,191 @@
+"""End to end: the sandbox stack up in the emulator, DICOM through it, the controls hold, down.
+
+One emulator for the module (bringing it up deploys ~270 resources): the tests read what one
+`pacs-kit sandbox up` + `ingest --samples` produced, in the order an operator would look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pacs_kit.program import Project, run_program
+from pacs_kit.sandbox import server
+from pacs_kit.sandbox.cli import type_counts, up
+from pacs_kit.sandbox.lambda_runtime import Invocation
+from pacs_kit.sandbox.operate import (
+    FileOutcome,
+    ingest,
+    role_session,
+    run_schedules,
+    verify_signatures,
+)
+from pacs_kit.sandbox.samples import Sample, samples
+from pacs_kit.sandbox.state import SandboxState
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+@dataclass
+class Sandbox:
+    state: SandboxState
+    state_dir: Path
+    emulator: server.Emulator
+    samples: list[Sample]
+    outcomes: list[FileOutcome]
+    invocations: list[Invocation]
+    # (access key, secret, token) of every AWS client the handlers created
+    credentials: set[tuple[str, str, str | None]]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    lines: list[str] = []
+    state = up("sandbox", state_dir, lines.append)
+    emulator = server.running(state_dir)
+    assert emulator is not None, "the emulator is not running after up"
+    try:
+        sample_set = samples()
+        credentials: set[tuple[str, str, str | None]] = set()
+
+        def record(client: Any) -> None:
+            frozen = client._request_signer._credentials.get_frozen_credentials()
+            credentials.add((frozen.access_key, frozen.secret_key, frozen.token))
+
+        outcomes, invocations = ingest(
+            state, [(s.label, s.body) for s in sample_set], client_shims=[record]
+        )
+        yield Sandbox(state, state_dir, emulator, sample_set, outcomes, invocations, credentials)
+    finally:
+        server.stop(state_dir)
+
+
+def test_every_resource_type_of_the_stack_is_created_or_reported_not_emulated(
+    sandbox: Sandbox,
+) -> None:
+    plan = run_program(Project.find(), "sandbox", config=sandbox.state.config)
+    declared = {r.type for r in plan.resources if r.custom and not r.type.startswith("pulumi:")}
+    counts = type_counts(sandbox.state)
+    assert set(counts) == declared
+    for r in sandbox.state.resources:
+        if r.status == "not-emulated":
+            assert r.notes and r.notes[0], f"{r.type} {r.name} is not emulated without a reason"
+    created = sum(c["created"] for c in counts.values())
+    assert created >= 0.95 * sum(sum(c.values()) for c in counts.values())
+
+
+def test_the_trust_store_is_reported_not_emulated_with_the_reason(sandbox: Sandbox) -> None:
+    stores = sandbox.state.of_type("aws:lb/trustStore:TrustStore")
+    assert stores and all(s.status == "not-emulated" for s in stores)
+    assert "trust store" in stores[0].notes[0].lower()
+
+
+def test_the_studies_are_archived_and_the_hostile_files_quarantined_with_their_reasons(
+    sandbox: Sandbox,
+) -> None:
+    for sample, outcome in zip(sandbox.samples, sandbox.outcomes, strict=True):
+        assert outcome.outcome == sample.expected, sample.label
+        if sample.reason:
+            assert sample.reason in outcome.reasons, sample.label
+    archive = sandbox.state.admin().client("s3", sandbox.state.region)
+    bucket = sandbox.state.outputs["buckets"]["archive"]
+    for outcome in sandbox.outcomes:
+        if outcome.archive_key:
+            head = archive.head_object(Bucket=bucket, Key=outcome.archive_key)
+            assert head["ObjectLockMode"] == "COMPLIANCE", outcome.archive_key
+            assert head["ServerSideEncryption"] == "aws:kms", outcome.archive_key
+
+
+def test_the_ingest_function_ran_with_credentials_of_its_own_role(sandbox: Sandbox) -> None:
+    ingest_name = sandbox.state.outputs["functions"]["ingest"]
+    assert {i.function for i in sandbox.invocations} == {ingest_name}
+    assert sandbox.credentials, "the handler created no AWS client"
+    assert sandbox.state.admin_access_key_id not in {c[0] for c in sandbox.credentials}
+    identities = set()
+    with server.iam_paused(sandbox.state.endpoint):
+        for key, secret, token in sandbox.credentials:
+            sts = boto3.session.Session(
+                aws_access_key_id=key, aws_secret_access_key=secret, aws_session_token=token
+            ).client("sts", region_name=sandbox.state.region, endpoint_url=sandbox.state.endpoint)
+            identities.add(sts.get_caller_identity()["Arn"])
+    role = next(
+        f.outputs["role"].rsplit("/", 1)[-1]
+        for f in sandbox.state.created("aws:lambda/function:Function")
+        if f.outputs["name"] == ingest_name
+    )
+    account = sandbox.state.account_id
+    assert identities == {f"arn:aws:sts::{account}:assumed-role/{role}/{ingest_name}"}
+
+
+def test_manifest_signatures_verify_with_the_public_key_and_in_the_verify_function(
+    sandbox: Sandbox,
+) -> None:
+    archived = [o.archive_key for o in sandbox.outcomes if o.archive_key]
+    assert len(archived) == 2
+    checks = verify_signatures(sandbox.state, archived)
+    assert [c.valid for c in checks] == [True, True], [c.detail for c in checks]
+    runs = run_schedules(sandbox.state)
+    results = [r.result for r in runs if r.function == sandbox.state.outputs["functions"]["verify"]]
+    assert results == [{"checked": 2, "failed": 0}]
+
+
+def test_object_lock_refuses_even_the_administrator_a_delete(sandbox: Sandbox) -> None:
+    s3 = sandbox.state.admin().client("s3", sandbox.state.region)
+    bucket = sandbox.state.outputs["buckets"]["archive"]
+    key = next(o.archive_key for o in sandbox.outcomes if o.archive_key)
+    version = s3.head_object(Bucket=bucket, Key=key)["VersionId"]
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key=key, VersionId=version)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert s3.head_object(Bucket=bucket, Key=key, VersionId=version)["ContentLength"] > 0
+
+
+def test_the_ingest_role_is_denied_a_delete_by_iam(sandbox: Sandbox) -> None:
+    functions = sandbox.state.created("aws:lambda/function:Function")
+    ingest_fn = next(
+        f for f in functions if f.outputs["name"] == sandbox.state.outputs["functions"]["ingest"]
+    )
+    with server.iam_paused(sandbox.state.endpoint):  # Lambda's assumption of the role
+        session = role_session(sandbox.state, ingest_fn.outputs["role"], "e2e-delete")
+    s3 = session.client("s3", endpoint_url=sandbox.state.endpoint)
+    bucket = sandbox.state.outputs["buckets"]["inbox"]
+    key = sandbox.outcomes[0].key
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key=key)
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    # ... while the same role may read it (the denial is the grant's, not a broken session).
+    assert s3.head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
+
+
+def test_an_audit_event_reaches_the_siem_sink_over_https(sandbox: Sandbox) -> None:
+    uids = {o.sop_instance_uid for o in sandbox.outcomes if o.outcome == "archived"}
+    events = server.siem_events(sandbox.state_dir)
+    archived = [e for e in events if isinstance(e, dict) and e.get("message") == "archived"]
+    assert {e.get("sop_instance_uid") for e in archived} >= uids
+    assert sandbox.emulator.siem_url.startswith("https://127.0.0.1:")
+    assert not any("CompressedSamples" in json.dumps(e) for e in events), "a patient name left"
+
+
+def test_down_leaves_no_process_and_no_port(tmp_path: Path) -> None:
+    emulator = server.start(tmp_path)
+    assert server.running(tmp_path) is not None
+    assert server.stop(tmp_path)
+    with pytest.raises(ProcessLookupError):
+        os.kill(emulator.pid, 0)
+    for url in (emulator.endpoint, emulator.siem_url):
+        parsed = urlparse(url)
+        with socket.socket() as probe:
+            assert probe.connect_ex((parsed.hostname, parsed.port)) != 0, url
+    assert server.running(tmp_path) is None
+    assert not server.stop(tmp_path)
