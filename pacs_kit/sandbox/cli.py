@@ -202,6 +202,11 @@ def _running_state(state_dir: Path) -> SandboxState:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    with server.exclusive(args.state_dir):
+        return _ingest(args)
+
+
+def _ingest(args: argparse.Namespace) -> int:
     state = _running_state(args.state_dir)
     if args.samples:
         files = [(s.label, s.body) for s in samples()]
@@ -220,9 +225,10 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    state = _running_state(args.state_dir)
-    with server.iam_paused(state.endpoint):  # moto refuses the Lambda API under enforcement
-        checks = run_checks(state)
+    with server.exclusive(args.state_dir):
+        state = _running_state(args.state_dir)
+        with server.iam_paused(state.endpoint):  # moto refuses the Lambda API under enforcement
+            checks = run_checks(state)
     data = data_summary(state, args.state_dir)
     if args.json:
         document = {
@@ -273,7 +279,7 @@ def data_summary(state: SandboxState, state_dir: Path) -> dict[str, int]:
 
 
 # What a sandbox leaves in its state directory: all of it goes with `down`.
-_SANDBOX_FILES = ("state.json", "emulator.log", "siem", "siem-tls", "edge-tls")
+_SANDBOX_FILES = ("state.json", "emulator.log", "siem", "siem-tls", "edge-tls", server.LOCK_FILE)
 
 
 def tear_down(state_dir: Path) -> bool:

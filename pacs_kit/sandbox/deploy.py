@@ -10,6 +10,9 @@ with the reason; a type the table does not know stops the deployment, naming it.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -80,6 +83,7 @@ class SandboxMocks(PlanMocks):
     def __init__(self, clients: Clients, region: str, account_id: str) -> None:
         super().__init__(region=region, account_id=account_id)
         self.clients = clients
+        self._default_tags: dict[str, dict[str, str]] = {}  # provider name -> defaultTags
         self.outcomes: list[Outcome] = []
         self._lock = threading.Lock()
 
@@ -104,6 +108,13 @@ class SandboxMocks(PlanMocks):
         return super().call(args)
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:providers:aws":
+            # A provider's structured settings reach it as JSON text, as the engine sends them.
+            defaults = args.inputs.get("defaultTags") or {}
+            if isinstance(defaults, str):
+                defaults = json.loads(defaults)
+            tags = defaults.get("tags") or {}
+            self._default_tags[args.name] = {str(k): str(v) for k, v in tags.items()}
         if args.typ == "pulumi:providers:aws" or not args.custom:
             resource_id, state = super().new_resource(args)
             status: Status = "provider" if args.custom else "component"
@@ -115,7 +126,7 @@ class SandboxMocks(PlanMocks):
                 f"the sandbox has no emulation for resource type {args.typ} ({args.name}): "
                 "add it to pacs_kit/sandbox/resources.py"
             )
-        inputs = TrackedInputs(dict(args.inputs))
+        inputs = TrackedInputs(self._with_default_tags(args))
         context = Context(
             clients=self.clients,
             account_id=self.account_id,
@@ -145,8 +156,32 @@ class SandboxMocks(PlanMocks):
         self._record(Outcome(args.typ, args.name, "created", resource_id, context.notes, state))
         return resource_id, state
 
+    def _with_default_tags(self, args: pulumi_mocks.MockResourceArgs) -> dict[str, Any]:
+        """The inputs with the provider's default tags merged in, as the AWS provider does for
+        every taggable resource (the resource's own tags win)."""
+        inputs = dict(args.inputs)
+        parts = (args.provider or "").rsplit("::", 2)
+        defaults = self._default_tags.get(parts[-2] if len(parts) == 3 else "", {})
+        if defaults and taggable(args.typ):
+            inputs["tags"] = {**defaults, **(inputs.get("tags") or {})}
+        return inputs
+
     def _record(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
+
+
+@functools.cache
+def taggable(type_token: str) -> bool:
+    """Whether the pulumi-aws resource of ``type_token`` takes ``tags``."""
+    _, module, name = type_token.split(":")
+    package = module.split("/")[0]
+    try:
+        sdk = importlib.import_module(
+            f"pulumi_aws.{package}_" if package == "lambda" else f"pulumi_aws.{package}"
+        )
+    except ImportError:
+        return False
+    return hasattr(getattr(sdk, f"{name}Args", None), "tags")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import fcntl
 import gzip
 import http.client
 import http.server
@@ -467,6 +468,27 @@ def enforce_iam(endpoint: str, on: bool) -> None:
         raise EmulatorError(f"could not switch IAM enforcement at {endpoint}: {exc}") from exc
     if answer.get("status") != "ok":
         raise EmulatorError(f"moto refused to switch IAM enforcement: {answer}")
+
+
+LOCK_FILE = "lock"
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: Path) -> Iterator[None]:
+    """One sandbox command at a time on the emulator of ``state_dir`` (waits for the other).
+
+    :func:`iam_paused` switches enforcement off for the whole emulator: a ``status`` pausing it
+    while an ``ingest`` runs its handlers would let them act unenforced.
+    """
+    if not state_dir.is_dir():  # no sandbox here: the command will say so
+        yield
+        return
+    with (state_dir / LOCK_FILE).open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

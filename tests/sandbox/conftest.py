@@ -4,6 +4,7 @@ emulator process instead, with its shims)."""
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -33,3 +34,22 @@ def endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def clients(endpoint: str) -> Clients:
     return Clients(endpoint=endpoint)
+
+
+def tls_only_policy(bucket: str) -> str:
+    """The kit's DenyInsecureTransport statement alone, for ``bucket``."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )

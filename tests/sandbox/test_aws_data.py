@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from pacs_kit.sandbox.aws_data import HANDLERS
 from pacs_kit.sandbox.emulate import Clients, Context, Created, NotEmulated
 from pacs_kit.sandbox.shims import bucket_policies_are_stored_not_evaluated
+from tests.sandbox.conftest import tls_only_policy
 
 ACCOUNT = "123456789012"
 
@@ -163,21 +164,7 @@ def test_an_object_lands_in_a_tls_only_bucket_with_the_emulators_policy_shim(
     # Without the shim moto refuses the put: it reads the conditional Deny as matching.
     bucket_policies_are_stored_not_evaluated(monkeypatch.setattr)
     name = bucket(clients, "t-trust")
-    policy = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
+    policy = tls_only_policy(name)
     create(clients, "aws:s3/bucketPolicy:BucketPolicy", "bp", {"bucket": name, "policy": policy})
     (key, outputs), notes = create(
         clients,

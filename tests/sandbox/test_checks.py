@@ -29,6 +29,7 @@ from pacs_kit.sandbox.checks import (
 )
 from pacs_kit.sandbox.emulate import Clients
 from pacs_kit.sandbox.state import ResourceState, SandboxState
+from tests.sandbox.conftest import tls_only_policy
 
 REGION = "us-east-1"
 DR_REGION = "us-west-2"
@@ -67,24 +68,6 @@ def _resource(type_token: str, pulumi_name: str, resource_id: str, **outputs: An
         status="created",
         id=resource_id,
         outputs=outputs,
-    )
-
-
-def _tls_only_policy(bucket: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
     )
 
 
@@ -179,7 +162,7 @@ def _build(clients: Clients) -> Stack:
                 ]
             },
         )
-        s3.put_bucket_policy(Bucket=bucket, Policy=_tls_only_policy(bucket))
+        s3.put_bucket_policy(Bucket=bucket, Policy=tls_only_policy(bucket))
         if lock is not None:
             s3.put_object_lock_configuration(
                 Bucket=bucket,
@@ -602,7 +585,7 @@ def _versioning_suspended(stack: Stack) -> None:
 
 def _policy_without_tls(stack: Stack) -> None:
     bucket = stack.names["archive"]
-    policy = json.loads(_tls_only_policy(bucket))
+    policy = json.loads(tls_only_policy(bucket))
     policy["Statement"][0]["Condition"] = {"Bool": {"aws:SecureTransport": "true"}}
     stack.client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
 

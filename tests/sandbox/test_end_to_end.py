@@ -189,3 +189,14 @@ def test_down_leaves_no_process_and_no_port(tmp_path: Path) -> None:
             assert probe.connect_ex((parsed.hostname, parsed.port)) != 0, url
     assert server.running(tmp_path) is None
     assert not server.stop(tmp_path)
+
+
+def test_the_providers_default_tags_reach_the_resources(sandbox: Sandbox) -> None:
+    clients = sandbox.state.admin()
+    bucket = sandbox.state.outputs["buckets"]["archive"]
+    s3_tags = clients.client("s3", sandbox.state.region).get_bucket_tagging(Bucket=bucket)
+    tags = {t["Key"]: t["Value"] for t in s3_tags["TagSet"]}
+    assert tags["managed-by"] == "pulumi" and tags["stack"] == "sandbox", tags
+    key = sandbox.state.outputs["keyArns"]["archive"]
+    kms_tags = clients.client("kms", sandbox.state.region).list_resource_tags(KeyId=key)["Tags"]
+    assert {"TagKey": "managed-by", "TagValue": "pulumi"} in kms_tags
