@@ -56,14 +56,6 @@ def _policy_text(policy: Any) -> str:
     return policy if isinstance(policy, str) else json.dumps(policy)
 
 
-def _note_unapplied(ctx: Context, inputs: Mapping[str, Any], handled: Iterable[str]) -> None:
-    """Report every set input the handler does not apply, so nothing is dropped silently."""
-    known = set(handled)
-    for key, value in inputs.items():
-        if key not in known and value not in (None, [], {}, ""):
-            ctx.note(f"input {key} not applied by the sandbox handler")
-
-
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -75,7 +67,6 @@ _BUCKET_INPUTS = ("bucket", "bucketPrefix", "objectLockEnabled", "tags", "forceD
 
 def _bucket(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucket:Bucket: CreateBucket (+ location, Object Lock) and its tags; id = name."""
-    _note_unapplied(ctx, inputs, _BUCKET_INPUTS)
     name = inputs.get("bucket") or f"{inputs.get('bucketPrefix') or ctx.name}-sandbox"
     s3 = ctx.client("s3")
     request: dict[str, Any] = {"Bucket": name}
@@ -98,9 +89,6 @@ def _bucket(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _bucket_versioning(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketVersioning:BucketVersioning: PutBucketVersioning; id = bucket."""
-    _note_unapplied(
-        ctx, inputs, ("bucket", "versioningConfiguration", "mfa", "expectedBucketOwner")
-    )
     bucket = inputs["bucket"]
     config = inputs.get("versioningConfiguration") or {}
     status = config.get("status", "Enabled")
@@ -128,9 +116,6 @@ def _bucket_versioning(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _object_lock(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketObjectLockConfiguration: PutObjectLockConfiguration; id = bucket."""
-    _note_unapplied(
-        ctx, inputs, ("bucket", "objectLockEnabled", "rule", "token", "expectedBucketOwner")
-    )
     bucket = inputs["bucket"]
     config: dict[str, Any] = {"ObjectLockEnabled": inputs.get("objectLockEnabled") or "Enabled"}
     retention = (inputs.get("rule") or {}).get("defaultRetention")
@@ -173,7 +158,6 @@ def _sse_rule(ctx: Context, rule: Mapping[str, Any]) -> dict[str, Any]:
 
 def _bucket_encryption(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketServerSideEncryptionConfiguration: PutBucketEncryption; id = bucket."""
-    _note_unapplied(ctx, inputs, ("bucket", "rules", "expectedBucketOwner"))
     bucket = inputs["bucket"]
     rules = [_sse_rule(ctx, rule) for rule in inputs.get("rules") or []]
     if len(rules) > 1:
@@ -187,18 +171,6 @@ def _bucket_encryption(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _public_access_block(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketPublicAccessBlock: PutPublicAccessBlock; id = bucket."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        (
-            "bucket",
-            "blockPublicAcls",
-            "blockPublicPolicy",
-            "ignorePublicAcls",
-            "restrictPublicBuckets",
-            "skipDestroy",
-        ),
-    )
     bucket = inputs["bucket"]
     ctx.client("s3").put_public_access_block(
         Bucket=bucket,
@@ -215,7 +187,6 @@ def _public_access_block(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _ownership_controls(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketOwnershipControls: PutBucketOwnershipControls; id = bucket."""
-    _note_unapplied(ctx, inputs, ("bucket", "rule"))
     bucket = inputs["bucket"]
     ownership = (inputs.get("rule") or {})["objectOwnership"]
     ctx.client("s3").put_bucket_ownership_controls(
@@ -226,7 +197,6 @@ def _ownership_controls(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _bucket_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketPolicy:BucketPolicy: PutBucketPolicy; id = bucket."""
-    _note_unapplied(ctx, inputs, ("bucket", "policy"))
     bucket = inputs["bucket"]
     policy = _policy_text(inputs["policy"])
     ctx.client("s3").put_bucket_policy(Bucket=bucket, Policy=policy)
@@ -324,17 +294,6 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
 
 def _bucket_lifecycle(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketLifecycleConfiguration: PutBucketLifecycleConfiguration; id = bucket."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        (
-            "bucket",
-            "rules",
-            "transitionDefaultMinimumObjectSize",
-            "expectedBucketOwner",
-            "timeouts",
-        ),
-    )
     bucket = inputs["bucket"]
     request: dict[str, Any] = {
         "Bucket": bucket,
@@ -367,18 +326,6 @@ def _bucket_logging(ctx: Context, inputs: dict[str, Any]) -> Created:
     only, the target gets a temporary policy with just moto's expected statement, the logging is
     put, and the target's previous policy (or none) is restored: the end state is the program's.
     """
-    _note_unapplied(
-        ctx,
-        inputs,
-        (
-            "bucket",
-            "targetBucket",
-            "targetPrefix",
-            "targetGrants",
-            "targetObjectKeyFormat",
-            "expectedBucketOwner",
-        ),
-    )
     bucket, target = inputs["bucket"], inputs["targetBucket"]
     prefix = inputs.get("targetPrefix") or ""
     enabled: dict[str, Any] = {"TargetBucket": target, "TargetPrefix": prefix}
@@ -464,7 +411,6 @@ def _notification_targets(
 
 def _bucket_notification(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketNotification: PutBucketNotificationConfiguration; id = bucket."""
-    _note_unapplied(ctx, inputs, ("bucket", "queues", "topics", "lambdaFunctions", "eventbridge"))
     bucket = inputs["bucket"]
     config: dict[str, Any] = {}
     if inputs.get("queues"):
@@ -560,7 +506,6 @@ def _replication_rule(ctx: Context, rule: Mapping[str, Any]) -> dict[str, Any]:
 
 def _bucket_replication(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketReplicationConfig: PutBucketReplication; id = bucket."""
-    _note_unapplied(ctx, inputs, ("bucket", "role", "rules", "token"))
     bucket = inputs["bucket"]
     request: dict[str, Any] = {
         "Bucket": bucket,
@@ -571,12 +516,37 @@ def _bucket_replication(ctx: Context, inputs: dict[str, Any]) -> Created:
     }
     if inputs.get("token"):
         request["Token"] = inputs["token"]
-    ctx.client("s3").put_bucket_replication(**request)
+    s3 = ctx.client("s3")
+    s3.put_bucket_replication(**request)
+    stored = s3.get_bucket_replication(Bucket=bucket)["ReplicationConfiguration"]
+    sent = request["ReplicationConfiguration"]["Rules"]
+    dropped = sorted(
+        {path for old, new in zip(sent, stored["Rules"], strict=False) for path in _lost(old, new)}
+    )
+    if dropped:
+        ctx.note(f"replication rule fields not kept by moto: {', '.join(dropped)}")
     ctx.note(
         "replication configuration stored, not performed by moto: no object is copied, "
         "replica KMS encryption and RTC/metrics are not exercised"
     )
     return bucket, {}
+
+
+def _lost(sent: Any, stored: Any, path: str = "") -> list[str]:
+    """Dotted paths of what ``sent`` holds and the read-back ``stored`` lacks."""
+    if isinstance(sent, Mapping):
+        if not isinstance(stored, Mapping):
+            return [path or "."]
+        return [
+            lost
+            for key, value in sent.items()
+            for lost in (
+                _lost(value, stored[key], f"{path}.{key}".lstrip("."))
+                if key in stored
+                else [f"{path}.{key}".lstrip(".")]
+            )
+        ]
+    return []
 
 
 _OBJECT_FIELDS = {
@@ -614,25 +584,6 @@ def _object_body(inputs: Mapping[str, Any]) -> bytes:
 
 def _bucket_object(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:s3/bucketObjectv2:BucketObjectv2: PutObject; id = key."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        (
-            "bucket",
-            "key",
-            "content",
-            "contentBase64",
-            "source",
-            "sourceHash",
-            "etag",
-            "metadata",
-            "tags",
-            "bucketKeyEnabled",
-            "forceDestroy",
-            "overrideProvider",
-            *_OBJECT_FIELDS,
-        ),
-    )
     request: dict[str, Any] = {
         "Bucket": inputs["bucket"],
         "Key": inputs["key"],
@@ -674,7 +625,6 @@ _KEY_INPUTS = (
 
 def _kms_key(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:kms/key:Key: CreateKey (+ rotation, enablement); id = key id."""
-    _note_unapplied(ctx, inputs, _KEY_INPUTS)
     request: dict[str, Any] = {
         "KeyUsage": inputs.get("keyUsage") or "ENCRYPT_DECRYPT",
         "KeySpec": inputs.get("customerMasterKeySpec") or "SYMMETRIC_DEFAULT",
@@ -708,7 +658,6 @@ def _kms_key(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _kms_alias(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:kms/alias:Alias: CreateAlias; id = alias name."""
-    _note_unapplied(ctx, inputs, ("name", "namePrefix", "targetKeyId"))
     name = inputs.get("name") or f"{inputs.get('namePrefix') or 'alias/'}{ctx.name}"
     kms = ctx.client("kms")
     kms.create_alias(AliasName=name, TargetKeyId=inputs["targetKeyId"])
@@ -736,7 +685,6 @@ _ROLE_INPUTS = (
 
 def _role(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/role:Role: CreateRole (trust, boundary, session) + inline/managed policies."""
-    _note_unapplied(ctx, inputs, _ROLE_INPUTS)
     name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
     request: dict[str, Any] = {
         "RoleName": name,
@@ -788,7 +736,6 @@ def _attach(iam: Any, role: str, policy_arn: str) -> None:
 
 def _role_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/rolePolicy:RolePolicy: PutRolePolicy; id = ``role:name``."""
-    _note_unapplied(ctx, inputs, ("role", "name", "namePrefix", "policy"))
     role = inputs["role"]
     name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
     ctx.client("iam").put_role_policy(
@@ -799,7 +746,6 @@ def _role_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _role_policy_attachment(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/rolePolicyAttachment: AttachRolePolicy; id = ``role/policyArn``."""
-    _note_unapplied(ctx, inputs, ("role", "policyArn"))
     role, arn = inputs["role"], inputs["policyArn"]
     _attach(ctx.client("iam"), role, arn)
     return f"{role}/{arn}", {}
@@ -807,7 +753,6 @@ def _role_policy_attachment(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/policy:Policy: CreatePolicy; id = ARN."""
-    _note_unapplied(ctx, inputs, ("name", "namePrefix", "path", "description", "policy", "tags"))
     name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
     request: dict[str, Any] = {
         "PolicyName": name,
@@ -931,7 +876,6 @@ def _table_request(ctx: Context, inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _table(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:dynamodb/table:Table: CreateTable + PITR + TTL; id = name."""
-    _note_unapplied(ctx, inputs, _TABLE_INPUTS)
     ddb = ctx.client("dynamodb")
     table = ddb.create_table(**_table_request(ctx, inputs))["TableDescription"]
     name = table["TableName"]
@@ -992,7 +936,6 @@ def _named_with_attributes(
     ctx: Context, inputs: dict[str, Any], table: Mapping[str, str], fifo: str
 ) -> tuple[str, dict[str, str]]:
     """A queue's or topic's name and its attributes in the API's names (FIFO only when true)."""
-    _note_unapplied(ctx, inputs, ("name", "namePrefix", "tags", *table))
     name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
     attributes = {
         aws_key: _str(inputs[key])
@@ -1017,7 +960,6 @@ def _note_stored_attributes(
 
 def _queue_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:sqs/queuePolicy:QueuePolicy: SetQueueAttributes(Policy); id = queue URL."""
-    _note_unapplied(ctx, inputs, ("queueUrl", "policy"))
     url = inputs["queueUrl"]
     ctx.client("sqs").set_queue_attributes(
         QueueUrl=url, Attributes={"Policy": _policy_text(inputs["policy"])}
@@ -1028,7 +970,6 @@ def _queue_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _redrive_allow_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:sqs/redriveAllowPolicy: SetQueueAttributes(RedriveAllowPolicy); id = queue URL."""
-    _note_unapplied(ctx, inputs, ("queueUrl", "redriveAllowPolicy"))
     url = inputs["queueUrl"]
     attributes = {"RedriveAllowPolicy": _policy_text(inputs["redriveAllowPolicy"])}
     sqs = ctx.client("sqs")
@@ -1072,7 +1013,6 @@ def _topic(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _topic_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:sns/topicPolicy:TopicPolicy: SetTopicAttributes(Policy); id = topic ARN."""
-    _note_unapplied(ctx, inputs, ("arn", "policy"))
     arn = inputs["arn"]
     ctx.client("sns").set_topic_attributes(
         TopicArn=arn, AttributeName="Policy", AttributeValue=_policy_text(inputs["policy"])
@@ -1086,21 +1026,6 @@ def _topic_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _secret(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:secretsmanager/secret:Secret: CreateSecret (+ resource policy); id = ARN."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        (
-            "name",
-            "namePrefix",
-            "description",
-            "kmsKeyId",
-            "policy",
-            "tags",
-            "recoveryWindowInDays",  # a parameter of DeleteSecret, applied at destroy
-            "replicas",
-            "forceOverwriteReplicaSecret",
-        ),
-    )
     name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
     request: dict[str, Any] = {"Name": name}
     if inputs.get("description"):
@@ -1129,7 +1054,6 @@ def _secret(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _vault(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:backup/vault:Vault: CreateBackupVault; id = name."""
-    _note_unapplied(ctx, inputs, ("name", "kmsKeyArn", "tags", "forceDestroy"))
     request: dict[str, Any] = {"BackupVaultName": inputs["name"]}
     if inputs.get("kmsKeyArn"):
         request["EncryptionKeyArn"] = inputs["kmsKeyArn"]
@@ -1142,11 +1066,6 @@ def _vault(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _vault_lock(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:backup/vaultLockConfiguration: PutBackupVaultLockConfiguration; id = vault name."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        ("backupVaultName", "minRetentionDays", "maxRetentionDays", "changeableForDays"),
-    )
     name = inputs["backupVaultName"]
     request: dict[str, Any] = {"BackupVaultName": name}
     for key, aws_key in (
@@ -1214,7 +1133,6 @@ def _backup_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
 
 def _backup_plan(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:backup/plan:Plan: CreateBackupPlan; id = the plan's id."""
-    _note_unapplied(ctx, inputs, ("name", "rules", "advancedBackupSettings", "tags"))
     plan: dict[str, Any] = {
         "BackupPlanName": inputs["name"],
         "Rules": [_backup_rule(r) for r in inputs["rules"]],
@@ -1254,7 +1172,6 @@ def _analyzer(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _detector(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:guardduty/detector:Detector: CreateDetector; id = detector id."""
-    _note_unapplied(ctx, inputs, ("enable", "findingPublishingFrequency", "datasources", "tags"))
     request: dict[str, Any] = {"Enable": bool(inputs.get("enable", True))}
     if inputs.get("findingPublishingFrequency"):
         request["FindingPublishingFrequency"] = inputs["findingPublishingFrequency"]
@@ -1270,7 +1187,6 @@ def _detector(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _detector_feature(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:guardduty/detectorFeature: UpdateDetector(Features); id = ``detectorId/name``."""
-    _note_unapplied(ctx, inputs, ("detectorId", "name", "status", "additionalConfigurations"))
     detector_id, name = inputs["detectorId"], inputs["name"]
     feature: dict[str, Any] = {"Name": name, "Status": inputs["status"]}
     if inputs.get("additionalConfigurations"):
@@ -1286,11 +1202,6 @@ def _detector_feature(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _security_hub(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:securityhub/account:Account: EnableSecurityHub; id = account id."""
-    _note_unapplied(
-        ctx,
-        inputs,
-        ("enableDefaultStandards", "autoEnableControls", "controlFindingGenerator"),
-    )
     hub = ctx.client("securityhub")
     hub.enable_security_hub(
         EnableDefaultStandards=bool(inputs.get("enableDefaultStandards", True)),

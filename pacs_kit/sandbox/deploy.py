@@ -26,6 +26,13 @@ from pacs_kit.sandbox.resources import TABLE
 Status = Literal["created", "not-emulated", "component", "provider"]
 
 
+# Inputs that act only when a resource is deleted; the sandbox never deletes one (`down` stops
+# the emulator), so they have nothing to apply.
+DESTROY_TIME_INPUTS = frozenset(
+    {"forceDestroy", "forceDelete", "deletionWindowInDays", "recoveryWindowInDays"}
+)
+
+
 class TrackedInputs(dict[str, Any]):
     """Inputs that remember which keys a handler read, so nothing is dropped unnoticed."""
 
@@ -41,19 +48,17 @@ class TrackedInputs(dict[str, Any]):
         self.read.add(key)
         return super().get(key, default)
 
-    def __contains__(self, key: object) -> bool:
-        if isinstance(key, str):
-            self.read.add(key)
-        return super().__contains__(key)
-
     def items(self) -> Any:
         self.read.update(self.keys())
         return super().items()
 
     def unread(self) -> list[str]:
         values = dict(super().items())
+        empty: tuple[Any, ...] = (None, "", [], {})
         return sorted(
-            k for k, v in values.items() if k not in self.read and v not in (None, "", [], {})
+            k
+            for k, v in values.items()
+            if k not in self.read and k not in DESTROY_TIME_INPUTS and v not in empty
         )
 
 

@@ -3,12 +3,13 @@
 Files reach the inbox exactly as the edge gateway lands them (:class:`gateway.inbox.InboxWriter`:
 random key, SSE-KMS, SHA-256 checksum) under the credentials of the gateway's own task role. The
 Lambda service emulation then drains the ingest queue under the ingest function's role, and each
-file's outcome is read from the function's audit events in CloudWatch Logs — what an operator
-would read — matched on the inbox key.
+file's outcome is read from the function's audit events (the lines its invocations wrote, which
+the emulation also puts in the function's CloudWatch log group), matched on the inbox key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -159,47 +160,47 @@ def _same_key(named: str, key_arn: str) -> bool:
 
 
 def verify_signatures(state: SandboxState, archive_keys: Iterable[str]) -> list[SignatureCheck]:
-    """Verify each instance's sidecar with ``cryptography`` and the signing key's public key.
+    """Verify each archived instance against its signed manifest, outside KMS.
 
     Independent of the verify function (which asks KMS): the public key of the stack's signing
-    key is fetched once (a sidecar naming any other key fails) and the manifest bytes stored
-    verbatim in the sidecar are checked with ECDSA P-256 / SHA-256.
+    key is fetched once (a sidecar naming any other key fails), the manifest bytes stored
+    verbatim in the sidecar are checked with ECDSA P-256 / SHA-256 by ``cryptography``, and the
+    archived object version the manifest names is read back and must have its SHA-256 and size.
     """
     clients = state.admin()
     s3 = clients.client("s3", state.region)
     kms = clients.client("kms", state.region)
     bucket = str(_output(state, "buckets", "archive"))
     signing_key = str(_output(state, "keyArns", "signing"))
-    public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
-    checks = []
-    for key in archive_keys:
-        body = s3.get_object(Bucket=bucket, Key=key + SIDECAR_SUFFIX)["Body"].read()
-        try:
-            sidecar = parse_sidecar(body)
-            manifest = sidecar.manifest
-        except ManifestError as exc:
-            checks.append(SignatureCheck(key, False, f"sidecar unreadable: {exc}"))
-            continue
-        if not _same_key(sidecar.signing_key_id, signing_key):
-            checks.append(
-                SignatureCheck(key, False, f"signed by {sidecar.signing_key_id}, not the stack's")
-            )
-            continue
-        if sidecar.signing_key_id not in public_keys:
-            der = kms.get_public_key(KeyId=sidecar.signing_key_id)["PublicKey"]
-            loaded = load_der_public_key(der)
-            if not isinstance(loaded, ec.EllipticCurvePublicKey):
-                raise OperateError(f"signing key {sidecar.signing_key_id} is not an EC key")
-            public_keys[sidecar.signing_key_id] = loaded
-        try:
-            public_keys[sidecar.signing_key_id].verify(
-                sidecar.signature, sidecar.manifest_bytes, ec.ECDSA(hashes.SHA256())
-            )
-        except InvalidSignature:
-            checks.append(SignatureCheck(key, False, "signature does not verify"))
-            continue
-        if manifest.key != key:
-            checks.append(SignatureCheck(key, False, f"manifest names {manifest.key}"))
-            continue
-        checks.append(SignatureCheck(key, True, f"ECDSA P-256 by {sidecar.signing_key_id}"))
-    return checks
+    der = kms.get_public_key(KeyId=signing_key)["PublicKey"]
+    public_key = load_der_public_key(der)
+    if not isinstance(public_key, ec.EllipticCurvePublicKey):
+        raise OperateError(f"signing key {signing_key} is not an EC key")
+    return [_verify_one(s3, bucket, key, signing_key, public_key) for key in archive_keys]
+
+
+def _verify_one(
+    s3: Any, bucket: str, key: str, signing_key: str, public_key: ec.EllipticCurvePublicKey
+) -> SignatureCheck:
+    body = s3.get_object(Bucket=bucket, Key=key + SIDECAR_SUFFIX)["Body"].read()
+    try:
+        sidecar = parse_sidecar(body)
+        manifest = sidecar.manifest
+    except ManifestError as exc:
+        return SignatureCheck(key, False, f"sidecar unreadable: {exc}")
+    if not _same_key(sidecar.signing_key_id, signing_key):
+        return SignatureCheck(key, False, f"signed by {sidecar.signing_key_id}, not the stack's")
+    try:
+        public_key.verify(sidecar.signature, sidecar.manifest_bytes, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        return SignatureCheck(key, False, "signature does not verify")
+    if manifest.key != key or manifest.bucket != bucket:
+        return SignatureCheck(key, False, f"manifest names {manifest.bucket}/{manifest.key}")
+    digest, size = hashlib.sha256(), 0
+    stream = s3.get_object(Bucket=bucket, Key=key, VersionId=manifest.version_id)["Body"]
+    for chunk in iter(lambda: stream.read(1024 * 1024), b""):
+        digest.update(chunk)
+        size += len(chunk)
+    if digest.hexdigest() != manifest.sha256 or size != manifest.size:
+        return SignatureCheck(key, False, "the archived object differs from its manifest")
+    return SignatureCheck(key, True, f"ECDSA P-256 by {signing_key}; SHA-256 matches")

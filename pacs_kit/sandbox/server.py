@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -388,10 +388,23 @@ def start(state_dir: Path, timeout: float = 30) -> Emulator:
             start_new_session=True,
         )
     _children[child.pid] = child
+    try:
+        emulator = _wait_ready(child, state_dir, timeout)
+    except BaseException:  # not ready, or interrupted (Ctrl-C, SIGTERM): no orphan emulator
+        _kill(child.pid)
+        child.wait(timeout=5)
+        del _children[child.pid]
+        state_file.unlink(missing_ok=True)
+        raise
+    return emulator
+
+
+def _wait_ready(child: subprocess.Popen[bytes], state_dir: Path, timeout: float) -> Emulator:
+    """The emulator ``child`` announces once both of its servers answer."""
+    state_file = state_dir / STATE_FILE
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            del _children[child.pid]
             raise EmulatorError(
                 f"the emulator exited with status {child.returncode}; "
                 f"{state_dir / LOG_FILE} ends with:\n{_log_tail(state_dir)}"
@@ -405,9 +418,6 @@ def start(state_dir: Path, timeout: float = 30) -> Emulator:
         ):
             return emulator
         time.sleep(0.1)
-    _kill(child.pid)
-    child.wait(timeout=5)
-    del _children[child.pid]
     raise EmulatorError(
         f"the emulator was not ready within {timeout:g} s; "
         f"{state_dir / LOG_FILE} ends with:\n{_log_tail(state_dir)}"
@@ -470,25 +480,30 @@ def enforce_iam(endpoint: str, on: bool) -> None:
         raise EmulatorError(f"moto refused to switch IAM enforcement: {answer}")
 
 
-LOCK_FILE = "lock"
-
-
 @contextlib.contextmanager
-def exclusive(state_dir: Path) -> Iterator[None]:
-    """One sandbox command at a time on the emulator of ``state_dir`` (waits for the other).
+def exclusive(state_dir: Path, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    """One sandbox command at a time on ``state_dir`` (``on_wait`` is called if it must wait).
 
+    Two ``up`` on one directory would start two emulators of which ``down`` stops one, and
     :func:`iam_paused` switches enforcement off for the whole emulator: a ``status`` pausing it
-    while an ``ingest`` runs its handlers would let them act unenforced.
+    while an ``ingest`` runs its handlers would let them act unenforced. The lock is the
+    directory itself (``flock`` on its descriptor), so ``down`` can remove the directory while
+    holding it; a command that waited then finds no sandbox and says so.
     """
     if not state_dir.is_dir():  # no sandbox here: the command will say so
         yield
         return
-    with (state_dir / LOCK_FILE).open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    descriptor = os.open(state_dir, os.O_RDONLY)
+    try:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait is not None:
+                on_wait()
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 @contextlib.contextmanager

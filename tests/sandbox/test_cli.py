@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +23,7 @@ from pacs_kit.sandbox.emulate import Clients
 from pacs_kit.sandbox.lambda_runtime import Invocation
 from pacs_kit.sandbox.operate import SignatureCheck
 from pacs_kit.sandbox.samples import samples
+from pacs_kit.sandbox.state import SandboxState
 from tests.sandbox.conftest import moto_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -88,10 +93,59 @@ def test_up_ingest_files_status_json_down(
             "aws:backup/selection:Selection",
             "aws:sqs/redriveAllowPolicy:RedriveAllowPolicy",
         }
+
+        # An auditor's read-back catches a control weakened behind the stack's back.
+        state = SandboxState.load(state_dir)
+        trail = state.outputs["audit"]["trailArn"]
+        state.admin().client("cloudtrail", state.region).stop_logging(Name=trail)
+        assert main(["sandbox", "status", "--state-dir", str(state_dir)]) == 1
+        assert "FAIL  audit-to-siem/trail-logging" in capsys.readouterr().out
     finally:
         assert main(["sandbox", "down", "--state-dir", str(state_dir)]) == 0
     assert server.running(state_dir) is None
-    assert not (state_dir / "state.json").exists()
+    assert not state_dir.exists(), "down leaves nothing of the sandbox behind"
+
+
+def test_up_of_a_missing_stack_starts_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_dir = tmp_path / "state"
+    assert main(["sandbox", "up", "--stack", "nosuch", "--state-dir", str(state_dir)]) == 2
+    assert "Pulumi.nosuch.yaml" in capsys.readouterr().err
+    assert not state_dir.exists()
+
+
+def test_an_interrupted_up_stops_its_emulator(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pacs_kit.cli", "sandbox", "up", "--state-dir", str(tmp_path)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while server.running(tmp_path) is None:  # the emulator is up: the deployment runs
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)
+        emulator = server.running(tmp_path)
+        assert emulator is not None
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1 and "interrupted (SIGTERM)" in err
+    assert server.running(tmp_path) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(emulator.pid, 0)
+
+
+def test_one_command_at_a_time_per_state_dir(tmp_path: Path) -> None:
+    waited = threading.Event()
+    with server.exclusive(tmp_path):
+        other = threading.Thread(
+            target=lambda: server.exclusive(tmp_path, waited.set).__enter__(), daemon=True
+        )
+        other.start()
+        assert waited.wait(10), "a second command did not wait for the first"
+        assert other.is_alive()
+    other.join(10)
+    assert not other.is_alive(), "the second command never got the lock"
 
 
 def test_the_demo_make_demo_runs_ends_with_the_summary(tmp_path: Path) -> None:
@@ -112,9 +166,13 @@ def test_the_demo_make_demo_runs_ends_with_the_summary(tmp_path: Path) -> None:
 
 
 def test_inputs_a_handler_never_read_are_reported() -> None:
-    inputs = TrackedInputs({"bucket": "b", "policy": "{}", "tags": {}, "forceDestroy": True})
-    assert inputs["bucket"] == "b" and "policy" in inputs
-    assert inputs.unread() == ["forceDestroy"]  # empty values ("tags": {}) carry nothing
+    inputs = TrackedInputs(
+        {"bucket": "b", "policy": "{}", "acl": "private", "tags": {}, "forceDestroy": True}
+    )
+    assert inputs["bucket"] == "b" and inputs.get("policy") == "{}"
+    assert "acl" in inputs  # looking is not applying
+    # empty values ("tags": {}) carry nothing; forceDestroy acts only on delete
+    assert inputs.unread() == ["acl"]
 
 
 @pytest.mark.parametrize(
@@ -130,9 +188,11 @@ def test_the_demo_fails_when_the_kit_did_not_show_it_works(
     verify_result: dict[str, int], siem_events: int, dead_letters: int, problem: str
 ) -> None:
     runs = [Invocation(function="verify", trigger="schedule", request_id="r", result=verify_result)]
-    signatures = [SignatureCheck("k", True, "ok")]
+    signatures = [SignatureCheck("k", True, "ok")] * 2
     data = {"SIEM events received": siem_events, "dead-letter messages": dead_letters}
-    problems = demo_problems([], runs, signatures, [], data)
+    problems = demo_problems([], runs, signatures, [], data, 2)
     assert len(problems) == 1 and problem in problems[0]
     ok = {"SIEM events received": 1, "dead-letter messages": 0}
-    assert demo_problems([], runs[:0], signatures, [], ok) == ["the verify function's run: no run"]
+    assert demo_problems([], runs[:0], signatures[:1], [], ok, 1) == [
+        "the verify function's run: no run for 1 archived"
+    ]

@@ -6,6 +6,7 @@ One emulator for the module (bringing it up deploys ~270 resources): the tests r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from lambdas.manifest import SIDECAR_SUFFIX, parse_sidecar, sidecar_document
 from pacs_kit.program import Project, run_program
 from pacs_kit.sandbox import server
 from pacs_kit.sandbox.cli import type_counts, up
@@ -200,3 +202,68 @@ def test_the_providers_default_tags_reach_the_resources(sandbox: Sandbox) -> Non
     key = sandbox.state.outputs["keyArns"]["archive"]
     kms_tags = clients.client("kms", sandbox.state.region).list_resource_tags(KeyId=key)["Tags"]
     assert {"TagKey": "managed-by", "TagValue": "pulumi"} in kms_tags
+
+
+# What the sample studies carry that must never leave the datasets (pydicom's test files).
+PHI = ("CompressedSamples", "1CT1", "4MR1")
+
+
+def test_no_patient_data_in_anything_the_sandbox_wrote_or_logged(sandbox: Sandbox) -> None:
+    for path in sorted(p for p in sandbox.state_dir.rglob("*") if p.is_file()):
+        text = path.read_bytes().decode("utf-8", "replace")
+        assert not [v for v in PHI if v in text], path
+    logs = sandbox.state.admin().client("logs", sandbox.state.region)
+    for invocation in sandbox.invocations:
+        assert not [v for v in PHI if v in "\n".join(invocation.log_lines)]
+    logged = {}
+    for group in logs.describe_log_groups()["logGroups"]:
+        events = logs.filter_log_events(logGroupName=group["logGroupName"])["events"]
+        logged[group["logGroupName"]] = "\n".join(e["message"] for e in events)
+        assert not [v for v in PHI if v in logged[group["logGroupName"]]], group["logGroupName"]
+    ingest_logs = logged[f"/aws/lambda/{sandbox.state.outputs['functions']['ingest']}"]
+    assert '"archived"' in ingest_logs and '"quarantined"' in ingest_logs  # what was searched
+
+
+def _forged_instance(sandbox: Sandbox, sign_with: str, body: bytes) -> str:
+    """An extra archive key whose sidecar claims the CT study's manifest, signed by ``sign_with``;
+    its object holds ``body``."""
+    state = sandbox.state
+    s3 = state.admin().client("s3", state.region)
+    kms = state.admin().client("kms", state.region)
+    bucket = state.outputs["buckets"]["archive"]
+    original = next(o.archive_key for o in sandbox.outcomes if o.archive_key)
+    sidecar = parse_sidecar(
+        s3.get_object(Bucket=bucket, Key=original + SIDECAR_SUFFIX)["Body"].read()
+    )
+    key = f"{original.rsplit('/', 1)[0]}/1.2.3.999.dcm"
+    version = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")[
+        "VersionId"
+    ]
+    manifest = dataclasses.replace(sidecar.manifest, key=key, version_id=version)
+    signed = manifest.canonical()
+    signature = kms.sign(
+        KeyId=sign_with, Message=signed, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256"
+    )["Signature"]
+    s3.put_object(
+        Bucket=bucket,
+        Key=key + SIDECAR_SUFFIX,
+        Body=sidecar_document(signed, signature, sign_with),
+        ChecksumAlgorithm="SHA256",
+    )
+    return key
+
+
+def test_a_sidecar_signed_by_another_key_is_refused(sandbox: Sandbox) -> None:
+    kms = sandbox.state.admin().client("kms", sandbox.state.region)
+    other = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["Arn"]
+    original = next(o for o in sandbox.samples if o.expected == "archived").body
+    key = _forged_instance(sandbox, other, original)
+    [check] = verify_signatures(sandbox.state, [key])
+    assert not check.valid and "not the stack's" in check.detail
+
+
+def test_an_object_that_differs_from_its_signed_manifest_is_refused(sandbox: Sandbox) -> None:
+    signing = sandbox.state.outputs["keyArns"]["signing"]
+    key = _forged_instance(sandbox, signing, b"DICM but not the signed bytes")
+    [check] = verify_signatures(sandbox.state, [key])
+    assert not check.valid and "differs from its manifest" in check.detail
