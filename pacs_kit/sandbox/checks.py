@@ -611,8 +611,23 @@ def _replication(stack: _Stack, source: str, replica: str, region: str) -> Outco
     ]
     if not to_replica:
         return False, f"{len(rules)} rules, none enabled to {replica}"
-    rtc = (to_replica[0].get("Destination") or {}).get("ReplicationTime") or {}
-    return True, f"enabled to {replica}, Replication Time Control {rtc.get('Status', 'not shown')}"
+    rule = to_replica[0]
+    rtc = (rule.get("Destination") or {}).get("ReplicationTime") or {}
+    # The archive is SSE-KMS: S3 replicates such objects only when the rule selects them.
+    selection = (rule.get("SourceSelectionCriteria") or {}).get("SseKmsEncryptedObjects") or {}
+    if not selection:
+        for resource in stack.state.of_type(BUCKET_REPLICATION):
+            if any("SourceSelectionCriteria" in note for note in resource.notes):
+                raise Unreadable(
+                    f"enabled to {replica}, but whether SSE-KMS objects are selected cannot be "
+                    "read back: moto drops SourceSelectionCriteria"
+                )
+    if selection.get("Status") != "Enabled":
+        return False, f"enabled to {replica}, but SSE-KMS encrypted objects are not selected"
+    return True, (
+        f"enabled to {replica} for SSE-KMS objects, Replication Time Control "
+        f"{rtc.get('Status', 'not shown')}"
+    )
 
 
 def _bucket_checks(stack: _Stack) -> Iterator[Check]:

@@ -87,7 +87,9 @@ def test_up_ingest_files_status_json_down(
         status = json.loads(capsys.readouterr().out)
         assert status["data"]["archived instances"] == 1
         assert status["data"]["quarantined objects"] == 1
-        assert {c["verdict"] for c in status["checks"]} == {"PASS"}
+        assert [c["id"] for c in status["checks"] if c["verdict"] != "PASS"] == [
+            "backup-and-dr/archive-replication"  # N/A: moto drops the SSE-KMS selection
+        ]
         assert {r["type"] for r in status["notEmulated"]} == {
             "aws:lb/trustStore:TrustStore",
             "aws:backup/selection:Selection",
