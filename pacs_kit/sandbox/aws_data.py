@@ -56,6 +56,11 @@ def _policy_text(policy: Any) -> str:
     return policy if isinstance(policy, str) else json.dumps(policy)
 
 
+def _named(ctx: Context, inputs: Mapping[str, Any]) -> str:
+    """The resource's name: ``name``, else ``namePrefix`` + the Pulumi name."""
+    return str(inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}")
+
+
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
@@ -683,19 +688,27 @@ _ROLE_INPUTS = (
 )
 
 
+_POLICY_FIELDS = {"path": "Path", "description": "Description"}
+_ROLE_FIELDS = {**_POLICY_FIELDS, "permissionsBoundary": "PermissionsBoundary"}
+
+
+def _copy_set(
+    request: dict[str, Any], inputs: Mapping[str, Any], fields: Mapping[str, str]
+) -> None:
+    """Copy each input that is set into ``request`` under its API name."""
+    for key, api_key in fields.items():
+        if inputs.get(key):
+            request[api_key] = inputs[key]
+
+
 def _role(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/role:Role: CreateRole (trust, boundary, session) + inline/managed policies."""
-    name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
+    name = _named(ctx, inputs)
     request: dict[str, Any] = {
         "RoleName": name,
         "AssumeRolePolicyDocument": _policy_text(inputs["assumeRolePolicy"]),
     }
-    if inputs.get("path"):
-        request["Path"] = inputs["path"]
-    if inputs.get("description"):
-        request["Description"] = inputs["description"]
-    if inputs.get("permissionsBoundary"):
-        request["PermissionsBoundary"] = inputs["permissionsBoundary"]
+    _copy_set(request, inputs, _ROLE_FIELDS)
     if inputs.get("maxSessionDuration") is not None:
         request["MaxSessionDuration"] = _int(inputs["maxSessionDuration"])
     if inputs.get("tags"):
@@ -737,7 +750,7 @@ def _attach(iam: Any, role: str, policy_arn: str) -> None:
 def _role_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/rolePolicy:RolePolicy: PutRolePolicy; id = ``role:name``."""
     role = inputs["role"]
-    name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
+    name = _named(ctx, inputs)
     ctx.client("iam").put_role_policy(
         RoleName=role, PolicyName=name, PolicyDocument=_policy_text(inputs["policy"])
     )
@@ -753,15 +766,12 @@ def _role_policy_attachment(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _policy(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:iam/policy:Policy: CreatePolicy; id = ARN."""
-    name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
+    name = _named(ctx, inputs)
     request: dict[str, Any] = {
         "PolicyName": name,
         "PolicyDocument": _policy_text(inputs["policy"]),
     }
-    if inputs.get("path"):
-        request["Path"] = inputs["path"]
-    if inputs.get("description"):
-        request["Description"] = inputs["description"]
+    _copy_set(request, inputs, _POLICY_FIELDS)
     if inputs.get("tags"):
         request["Tags"] = _tag_list(inputs["tags"])
     policy = ctx.client("iam").create_policy(**request)["Policy"]
@@ -936,7 +946,7 @@ def _named_with_attributes(
     ctx: Context, inputs: dict[str, Any], table: Mapping[str, str], fifo: str
 ) -> tuple[str, dict[str, str]]:
     """A queue's or topic's name and its attributes in the API's names (FIFO only when true)."""
-    name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
+    name = _named(ctx, inputs)
     attributes = {
         aws_key: _str(inputs[key])
         for key, aws_key in table.items()
@@ -1026,7 +1036,7 @@ def _topic_policy(ctx: Context, inputs: dict[str, Any]) -> Created:
 
 def _secret(ctx: Context, inputs: dict[str, Any]) -> Created:
     """aws:secretsmanager/secret:Secret: CreateSecret (+ resource policy); id = ARN."""
-    name = inputs.get("name") or f"{inputs.get('namePrefix') or ''}{ctx.name}"
+    name = _named(ctx, inputs)
     request: dict[str, Any] = {"Name": name}
     if inputs.get("description"):
         request["Description"] = inputs["description"]
