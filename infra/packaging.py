@@ -18,16 +18,22 @@ LAMBDA_ARCHITECTURE = "arm64"
 LAYER_PLATFORM = "manylinux2014_aarch64"
 
 CODE_PACKAGE = "lambdas"
+# Data files the code reads with importlib.resources (PS3.15 Table E.1-1 of lambdas/deid/).
+DATA_SUFFIXES = (".tsv",)
 REQUIREMENTS = Path(CODE_PACKAGE) / "requirements.txt"
 LAYER_ZIP = Path("build") / "lambda-layer.zip"
 
 
 def lambda_sources(root: Path = REPO) -> dict[str, Path]:
-    """Every ``lambdas/**/*.py`` file by its path inside the function zip, in sorted order.
+    """Every ``lambdas/**/*.py`` and data file by its path inside the function zip, sorted.
 
     Listing files explicitly (rather than archiving the folder) keeps ``__pycache__`` and editor
     leftovers out of the package, so the code hash changes only when the code does.
     """
     package = root / CODE_PACKAGE
-    files = sorted(p for p in package.rglob("*.py") if p.is_file() and "__pycache__" not in p.parts)
+    files = sorted(
+        p
+        for p in package.rglob("*")
+        if p.suffix in (".py", *DATA_SUFFIXES) and p.is_file() and "__pycache__" not in p.parts
+    )
     return {p.relative_to(root).as_posix(): p for p in files}

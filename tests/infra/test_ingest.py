@@ -249,7 +249,10 @@ def test_code_is_every_lambdas_source_file_and_nothing_else(plan: ProgramRun, na
     archive = function(plan, name).inputs["code"]["assetArchive"]
     expected = packaging.lambda_sources()
     assert list(archive) == sorted(expected), f"{name}: files missing, extra or unsorted"
-    assert all(p.startswith("lambdas/") and p.endswith(".py") for p in archive), name
+    assert all(
+        p.startswith("lambdas/") and p.endswith((".py", *packaging.DATA_SUFFIXES)) for p in archive
+    ), name
+    assert "lambdas/deid/table_e1_1.tsv" in archive, f"{name}: the de-identification table"
     assert not [p for p in archive if "__pycache__" in p], f"{name}: byte code packaged"
     assert "lambdas/settings.py" in archive, f"{name}: the environment contract is missing"
     for path, asset in archive.items():
@@ -262,7 +265,12 @@ def test_lambda_sources_skip_byte_code(tmp_path: Path) -> None:
     (tmp_path / "lambdas" / "a.py").write_text("")
     (tmp_path / "lambdas" / "__pycache__" / "a.py").write_text("")
     (tmp_path / "lambdas" / "notes.txt").write_text("")
-    assert list(packaging.lambda_sources(tmp_path)) == ["lambdas/a.py", "lambdas/b.py"]
+    (tmp_path / "lambdas" / "table.tsv").write_text("")
+    assert list(packaging.lambda_sources(tmp_path)) == [
+        "lambdas/a.py",
+        "lambdas/b.py",
+        "lambdas/table.tsv",
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))

@@ -1,0 +1,6 @@
+"""De-identification per DICOM PS3.15 Annex E (issue #8), for the Lambda and ``pacs-kit deid``.
+
+- :mod:`lambdas.deid.profile`: Table E.1-1 (``table_e1_1.tsv``) and the options, as data.
+- :mod:`lambdas.deid.keys`: the secret behind every pseudonym (a local key or the stack's KMS key).
+- :mod:`lambdas.deid.engine`: applies the profile to a ``pydicom.Dataset``.
+"""

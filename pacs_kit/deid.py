@@ -1,0 +1,205 @@
+"""``pacs-kit deid``: de-identify DICOM files offline with the functions' engine (issue #8).
+
+``pacs-kit deid --key-file K [--option NAME]... [--safe-private CREATOR:ELEMENT]... --out DIR
+FILE...`` writes one output per input under DIR with the input's base name. Each output is
+written to a temporary file in DIR and renamed into place, so DIR never holds a half-written file.
+One line per input: ``deidentified IN -> OUT`` or ``refused IN <code>`` (stable codes of
+:data:`lambdas.deid.engine.ERRORS`; never a value from the file).
+
+``pacs-kit deid profile [--option NAME]... [--json]`` prints the effective action of every row of
+PS3.15 Table E.1-1, in table order; with ``--json`` exactly
+``[{"tag": "(0010,0010)", "keyword": "PatientName", "action": "Z"}, ...]``.
+
+Exit 0 when every input was de-identified, 1 when any was refused, 2 on usage errors (missing or
+short key file, unknown option, malformed --safe-private, two inputs with one base name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+PROFILE_WORD = "profile"
+
+
+def add_command(commands: Any) -> None:
+    """Register ``deid`` (and ``deid profile``) on the ``pacs-kit`` sub-command parser."""
+    parser = commands.add_parser(
+        "deid",
+        help="de-identify DICOM files (PS3.15 Annex E, keyed pseudonyms); `deid profile` "
+        "prints the effective table",
+        description="De-identify FILEs into DIR with the Basic Application Level Confidentiality "
+        "Profile and the chosen options, or (`deid profile`) print the effective action per "
+        "attribute of Table E.1-1.",
+        usage="pacs-kit deid [--key-file K] [--option NAME]... [--safe-private CREATOR:ELEMENT]... "
+        "--out DIR FILE...\n       pacs-kit deid profile [--option NAME]... [--json]",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="inputs (or the word `profile`)")
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        metavar="K",
+        help="file of at least 32 random bytes: the secret behind pseudonyms and UIDs",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="profile option (repeat): retain-safe-private, retain-uids, retain-device-identity, "
+        "retain-institution-identity, retain-patient-characteristics, retain-long-full-dates, "
+        "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics",
+    )
+    parser.add_argument(
+        "--safe-private",
+        action="append",
+        default=[],
+        metavar="CREATOR:ELEMENT",
+        help="private element retain-safe-private may keep: creator string and element in hex "
+        "(its low byte counts), e.g. 'GEMS_ACQU_01:1b' (repeat)",
+    )
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory")
+    parser.add_argument("--json", action="store_true", help="with `profile`: JSON output")
+    parser.set_defaults(handler=run)
+
+
+def parse_safe_private(values: list[str]) -> frozenset[tuple[str, int]]:
+    """``CREATOR:ELEMENT`` pairs; ValueError naming the malformed one."""
+    pairs = set()
+    for value in values:
+        creator, sep, element = value.rpartition(":")
+        try:
+            number = int(element, 16)
+        except ValueError:
+            number = -1
+        if not sep or not creator.strip() or not 0 <= number <= 0xFFFF:
+            raise ValueError(f"--safe-private {value!r}: expected CREATOR:ELEMENT (hex)")
+        pairs.add((creator.strip(), number & 0xFF))
+    return frozenset(pairs)
+
+
+def profile_document(options: list[str]) -> list[dict[str, str]]:
+    """The ``deid profile --json`` document."""
+    from lambdas.deid.profile import options_from, profile
+
+    return [
+        {"tag": r.tag, "keyword": r.keyword, "action": r.action}
+        for r in profile(options_from(options))
+    ]
+
+
+def _usage(message: str) -> int:
+    sys.stderr.write(f"pacs-kit deid: {message}\n")
+    return EXIT_USAGE
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.files[0] == PROFILE_WORD:
+        return run_profile(args)
+    return run_deid(args)
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    if len(args.files) > 1:
+        return _usage("`deid profile` takes no FILE arguments")
+    try:
+        doc = profile_document(args.option)
+    except ValueError as exc:
+        return _usage(str(exc))
+    if args.json:
+        _out(json.dumps(doc))
+        return EXIT_OK
+    from lambdas.deid.profile import options_from, profile
+
+    rules = profile(options_from(args.option))
+    width = max(len(r.tag) for r in rules) + 2
+    _out(f"{'TAG':<{width}}{'ACTION':<8}NAME")
+    for r in rules:
+        _out(f"{r.tag:<{width}}{r.action:<8}{r.name}")
+    return EXIT_OK
+
+
+def run_deid(args: argparse.Namespace) -> int:
+    # Imported here so `pacs-kit plan` never pays for (or depends on) pydicom.
+    from lambdas.deid.engine import Deidentifier
+    from lambdas.deid.keys import LocalKeyer
+    from lambdas.deid.profile import options_from
+
+    if args.key_file is None:
+        return _usage("--key-file is required (at least 32 random bytes)")
+    if args.out is None:
+        return _usage("--out DIR is required")
+    try:
+        keyer = LocalKeyer.from_file(args.key_file)
+    except OSError as exc:
+        return _usage(f"cannot read the key file: {exc.strerror}")
+    except ValueError as exc:
+        return _usage(f"key file {args.key_file}: {exc}")
+    try:
+        engine = Deidentifier(
+            keyer,
+            options=options_from(args.option),
+            safe_private=parse_safe_private(args.safe_private),
+        )
+    except ValueError as exc:
+        return _usage(str(exc))
+    inputs = [Path(f) for f in args.files]
+    names = [p.name for p in inputs]
+    if len(set(names)) != len(names):
+        return _usage("two inputs share a base name: their outputs would overwrite each other")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _usage(f"cannot create {args.out}: {exc.strerror}")
+    refused = 0
+    for path in inputs:
+        code = deidentify_file(engine, path, args.out / path.name)
+        if code is None:
+            _out(f"deidentified  {path} -> {args.out / path.name}")
+        else:
+            refused += 1
+            _out(f"refused  {path}  {code}")
+    return EXIT_REFUSED if refused else EXIT_OK
+
+
+def deidentify_file(engine: Any, source: Path, target: Path) -> str | None:
+    """De-identify one file into ``target`` atomically; the refusal code, or None when written."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    from lambdas.deid.engine import DeidError
+
+    try:
+        ds = pydicom.dcmread(source)
+    except (InvalidDicomError, OSError, EOFError):
+        return "not-dicom"
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return "unsupported"
+    try:
+        out = engine.deidentify(ds)
+    except DeidError as exc:
+        return exc.code
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            out.save_as(fh, enforce_file_format=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(target)
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()
+        return "unsupported"
+    return None

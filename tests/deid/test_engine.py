@@ -1,0 +1,215 @@
+"""The de-identification engine and its profile: focused behaviours (issue #8)."""
+
+from __future__ import annotations
+
+import io
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from lambdas.deid.engine import Deidentifier, DeidError
+from lambdas.deid.keys import LocalKeyer
+from lambdas.deid.profile import ACTIONS, Option, profile, resolve
+
+KEY = b"k" * 32
+OTHER_KEY = b"o" * 32
+
+
+def ct_small() -> pydicom.Dataset:
+    return pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+
+
+def output_bytes(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def deid(
+    ds: pydicom.Dataset,
+    key: bytes = KEY,
+    options: frozenset[Option] = frozenset(),
+    safe_private: frozenset[tuple[str, int]] = frozenset(),
+) -> pydicom.Dataset:
+    return Deidentifier(LocalKeyer(key), options, safe_private).deidentify(ds)
+
+
+def test_identifying_values_are_gone_from_the_output_bytes() -> None:
+    original = ct_small()
+    original.PatientBirthDate = "19451231"  # empty in CT_small.dcm
+    planted = {
+        "PatientName": str(original.PatientName),
+        "PatientID": original.PatientID,
+        "PatientBirthDate": original.PatientBirthDate,
+        "InstitutionName": original.InstitutionName,
+    }
+    data = output_bytes(deid(original))
+    for keyword, value in planted.items():
+        assert value, f"CT_small.dcm has no {keyword} to test with"
+        assert value.encode() not in data, f"{keyword} left in the output bytes"
+
+
+def test_input_is_not_mutated() -> None:
+    original = ct_small()
+    before = output_bytes(original)
+    deid(original)
+    assert output_bytes(original) == before
+
+
+def test_same_key_same_uids_other_key_different() -> None:
+    first, again, other = deid(ct_small()), deid(ct_small()), deid(ct_small(), OTHER_KEY)
+    assert first.SOPInstanceUID == again.SOPInstanceUID
+    assert first.StudyInstanceUID == again.StudyInstanceUID
+    assert first.SOPInstanceUID != other.SOPInstanceUID
+    assert first.SOPInstanceUID != ct_small().SOPInstanceUID
+    assert first.SOPInstanceUID.startswith("2.25.")
+    assert first.file_meta.MediaStorageSOPInstanceUID == first.SOPInstanceUID
+    assert first.SOPClassUID == ct_small().SOPClassUID, "a well-known SOP Class UID is kept"
+
+
+def test_references_inside_sequences_follow_the_remapped_target() -> None:
+    target = ct_small()
+    referring = ct_small()
+    referring.SOPInstanceUID = pydicom.uid.generate_uid()
+    item = Dataset()
+    item.ReferencedSOPClassUID = target.SOPClassUID
+    item.ReferencedSOPInstanceUID = target.SOPInstanceUID
+    referring.ReferencedImageSequence = Sequence([item])
+    remapped_target = deid(target).SOPInstanceUID
+    reference = deid(referring).ReferencedImageSequence[0]
+    assert reference.ReferencedSOPInstanceUID == remapped_target
+    assert reference.ReferencedSOPClassUID == target.SOPClassUID
+
+
+def test_nested_text_in_a_dummied_sequence_is_replaced() -> None:
+    ds = ct_small()
+    item = Dataset()
+    item.AccessionNumber = "ACC-PLANTED-123"
+    ds.RequestAttributesSequence = Sequence([item])
+    assert b"ACC-PLANTED-123" not in output_bytes(deid(ds))
+
+
+def test_private_tags_are_removed_by_default() -> None:
+    ds = ct_small()
+    assert any(e.tag.is_private for e in ds), "CT_small.dcm has private tags"
+    assert not [e.tag for e in deid(ds) if e.tag.is_private]
+
+
+def test_safe_private_allow_list_keeps_listed_elements_and_their_creator() -> None:
+    ds = ct_small()
+    block = ds.private_block(0x0011, "PACSKIT TEST", create=True)
+    block.add_new(0x01, "LO", "safe value")
+    block.add_new(0x02, "LO", "unsafe value")
+    out = deid(
+        ds,
+        options=frozenset({Option.RETAIN_SAFE_PRIVATE}),
+        safe_private=frozenset({("PACSKIT TEST", 0x01)}),
+    )
+    kept = out.private_block(0x0011, "PACSKIT TEST")
+    assert kept[0x01].value == "safe value"
+    assert 0x02 not in kept
+    assert not deid(ds, safe_private=frozenset({("PACSKIT TEST", 0x01)})).get(0x00111001)
+
+
+@pytest.mark.parametrize("modality", ["US", "OT"])
+def test_burned_in_annotation_is_refused(modality: str) -> None:
+    ds = ct_small()
+    ds.BurnedInAnnotation = "YES"
+    with pytest.raises(DeidError) as raised:
+        deid(ds)
+    assert raised.value.code == "burned-in-annotation"
+    ds = ct_small()
+    ds.Modality = modality
+    with pytest.raises(DeidError):
+        deid(ds)
+    ds.BurnedInAnnotation = "NO"  # not trusted for these modalities (no Clean Pixel Data yet)
+    with pytest.raises(DeidError):
+        deid(ds)
+    ct = ct_small()
+    ct.BurnedInAnnotation = "NO"
+    assert deid(ct).Modality == "CT"
+
+
+def test_pseudonyms_are_keyed_and_stable() -> None:
+    first, again, other = deid(ct_small()), deid(ct_small()), deid(ct_small(), OTHER_KEY)
+    assert first.PatientID == again.PatientID != other.PatientID
+    assert str(first.PatientName) == f"PSEUDO^{first.PatientID}"
+    assert len(first.PatientID) == 16
+
+
+def test_deidentification_record() -> None:
+    out = deid(ct_small(), options=frozenset({Option.CLEAN_DESCRIPTORS}))
+    assert out.PatientIdentityRemoved == "YES"
+    codes = [item.CodeValue for item in out.DeidentificationMethodCodeSequence]
+    assert codes == ["113100", "113105"]
+    assert out.LongitudinalTemporalInformationModified == "REMOVED"
+
+
+def test_modified_dates_shift_by_one_offset_per_patient() -> None:
+    original = ct_small()
+    original.StudyDate, original.ContentDate = "20200101", "20200111"
+    out = deid(original, options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES}))
+    assert out.StudyDate != "20200101"
+    study = pydicom.valuerep.DA(out.StudyDate)
+    content = pydicom.valuerep.DA(out.ContentDate)
+    assert (content - study).days == 10, "the interval is preserved"
+    assert out.LongitudinalTemporalInformationModified == "MODIFIED"
+
+
+def test_retain_patient_characteristics_keeps_patient_sex() -> None:
+    assert ct_small().PatientSex, "CT_small.dcm has a PatientSex to test with"
+    assert not deid(ct_small()).PatientSex
+    kept = deid(ct_small(), options=frozenset({Option.RETAIN_PATIENT_CHARACTERISTICS}))
+    assert kept.PatientSex == ct_small().PatientSex
+
+
+def test_retain_uids_keeps_uids() -> None:
+    out = deid(ct_small(), options=frozenset({Option.RETAIN_UIDS}))
+    assert out.SOPInstanceUID == ct_small().SOPInstanceUID
+
+
+def test_profile_covers_the_621_rows_with_allowed_actions() -> None:
+    rules = profile()
+    assert len(rules) == 621
+    assert {r.action for r in rules} <= ACTIONS
+    assert {resolve(r.action) for r in rules} <= {"D", "Z", "X", "K", "C", "U"}
+    name = next(r for r in rules if r.tag == "(0010,0010)")
+    assert (name.keyword, name.action) == ("PatientName", "Z")
+    assert any(r.tag == "(50XX,XXXX)" for r in rules)
+
+
+def test_options_change_the_profile() -> None:
+    def action(options: set[Option], keyword: str) -> str:
+        return next(r.action for r in profile(options) if r.keyword == keyword)
+
+    assert action(set(), "PatientSex") == "Z"
+    assert action({Option.RETAIN_PATIENT_CHARACTERISTICS}, "PatientSex") == "K"
+    assert action({Option.RETAIN_UIDS}, "SOPInstanceUID") == "K"
+    assert action({Option.RETAIN_LONG_FULL_DATES}, "StudyDate") == "K"
+    assert action({Option.RETAIN_LONG_MODIFIED_DATES}, "StudyDate") == "C"
+
+
+def test_exclusive_and_unknown_options_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"retain-long-full-dates.*retain-long-modified-dates"):
+        profile({Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES})
+    with pytest.raises(ValueError, match="allowed: retain-safe-private"):
+        Option.parse("retain-everything")
+
+
+def test_conditional_actions_resolve_conservatively() -> None:
+    assert [resolve(a) for a in ("X/Z", "X/D", "Z/D", "X/Z/D", "X/Z/U*", "K")] == [
+        "Z",
+        "D",
+        "D",
+        "D",
+        "U",
+        "K",
+    ]
+
+
+def test_short_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        LocalKeyer(b"short")
