@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import logging
+import sys
 import tempfile
 import threading
 import time
@@ -67,6 +68,18 @@ MAX_PREAMBLE_BYTES = 64 * 1024
 SOCKET_TIMEOUT_SECONDS = 60
 
 
+class _JsonErrorsHTTPServer(ThreadingHTTPServer):
+    """The standard server, except that a client's connection failing outside a request's body
+    (a reset while the request line is read) is one JSON event like any other loss, not
+    socketserver's banner and traceback on stderr (stderr is the gateway's log stream)."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            log.warning("stow connection lost", extra={"stored": 0})
+            return
+        super().handle_error(request, client_address)
+
+
 class StowServer:
     """A threaded HTTP server, one thread per connection; stopping lets running requests end."""
 
@@ -96,7 +109,7 @@ class StowServer:
         class Handler(_StowHandler):
             owner = server
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = _JsonErrorsHTTPServer((host, port), Handler)
         self.httpd.daemon_threads = True  # idle keep-alive connections do not hold the exit
         threading.Thread(target=self.httpd.serve_forever, name="stow-accept", daemon=True).start()
         return int(self.httpd.server_address[1])

@@ -36,8 +36,20 @@ from infra.components.ingest import (
     ingest_role_name,
     verify_role_name,
 )
-from infra.components.keys import EDGE_PURPOSES, PURPOSES, KeyRing, KeyRingArgs
+from infra.components.keys import (
+    EDGE_PURPOSES,
+    LINKAGE_PURPOSES,
+    PURPOSES,
+    KeyRing,
+    KeyRingArgs,
+)
 from infra.components.network import PrivateNetwork, PrivateNetworkArgs
+from infra.components.research import (
+    ResearchCopy,
+    ResearchCopyArgs,
+    reidentification_role_name,
+    research_role_name,
+)
 from infra.config import RTC_SLA_MINUTES, load_settings
 from infra.emulator import provider_args
 from infra.iam_documents import (
@@ -46,6 +58,7 @@ from infra.iam_documents import (
     Account,
     LoadBalancerLogDelivery,
     human_role_name,
+    linkage_key_statements,
     logs_key_reader_statements,
 )
 
@@ -111,6 +124,14 @@ if settings.edge is not None:
             else None
         ),
     )
+# The research-copy function exists only with researchProjects; the reidentification role and the
+# linkage key only with researchLinkage too.
+research_roles: tuple[str, ...] = ()
+reidentification_roles: tuple[str, ...] = ()
+if settings.research.enabled:
+    research_roles = (research_role_name(settings.name_prefix),)
+    if settings.research.linkage:
+        reidentification_roles = (reidentification_role_name(settings.name_prefix),)
 # Before any role: every role of the stack carries this boundary (infra/components/identity.py).
 boundary = PermissionsBoundary("permissions-boundary", account, settings.name_prefix, in_primary)
 
@@ -120,19 +141,45 @@ keys = KeyRing(
         account=account,
         region=settings.region,
         name_prefix=settings.name_prefix,
-        purposes=tuple(p for p in PURPOSES if settings.edge is not None or p not in EDGE_PURPOSES),
+        purposes=tuple(
+            p
+            for p in PURPOSES
+            if (settings.edge is not None or p not in EDGE_PURPOSES)
+            and (settings.research.linkage or p not in LINKAGE_PURPOSES)
+        ),
         admin_arns=settings.key_admin_arns,
         users={
-            "archive": (replication_role, ingest_role, verify_role, *gateway_roles, *human_readers),
+            "archive": (
+                replication_role,
+                ingest_role,
+                verify_role,
+                *research_roles,
+                *gateway_roles,
+                *human_readers,
+                # The linkage table is encrypted with the archive key (read through DynamoDB).
+                *reidentification_roles,
+            ),
             "backup": (backup_role,),
             "signing": (ingest_role, verify_role),
-            "pseudonym": (ingest_role,),
+            "pseudonym": (ingest_role, *research_roles),
             "edge": (gateway_execution_role_name(settings.name_prefix),),
             "logs": (siem_delivery_role_name(settings.name_prefix),),
         },
         # Decrypt-only readers of audit data: the SIEM's roles, and the security auditor (it
         # exists only with a federation source) for the trail's files.
         reader_statements={
+            # The linkage key's two halves: the research function encrypts, the reidentification
+            # role decrypts (the key has no other user).
+            "linkage": tuple(
+                linkage_key_statements(
+                    account,
+                    writer_role_arn=account.role_arn(research_roles[0]),
+                    reader_role_arn=account.role_arn(reidentification_roles[0]),
+                    projects=[p.name for p in settings.research.projects],
+                )
+                if reidentification_roles
+                else ()
+            ),
             "logs": tuple(
                 logs_key_reader_statements(
                     account,
@@ -144,7 +191,7 @@ keys = KeyRing(
                         else None
                     ),
                 )
-            )
+            ),
         },
     ),
     opts=in_primary,
@@ -236,6 +283,34 @@ ingest = IngestPipeline(
     opts=in_primary,
 )
 
+research: ResearchCopy | None = None
+if settings.research.enabled:
+    research = ResearchCopy(
+        "research",
+        ResearchCopyArgs(
+            account=account,
+            name_prefix=settings.name_prefix,
+            settings=settings.research,
+            identity=settings.identity,
+            archive=archive.buckets["archive"],
+            derived=archive.buckets["derived"],
+            quarantine=archive.buckets["quarantine"],
+            data_key=keys.keys["archive"],
+            pseudonym_key=keys.keys["pseudonym"],
+            logs_key=keys.keys["logs"],
+            linkage_key=keys.keys.get("linkage"),
+            idempotency_table=ingest.idempotency_table,
+            layer_arn=ingest.layer.arn,
+            subnet_ids=network.subnet_ids["app"],
+            security_group_id=ingest.security_group.id,
+            operations_topic_arn=ingest.operations_topic.arn,
+            backup_tag=dr.backup_tag,
+            log_retention_days=settings.log_retention_days,
+            permissions_boundary=boundary.arn,
+        ),
+        opts=in_primary,
+    )
+
 edge: EdgeGateway | None = None
 if settings.edge is not None and trust_bucket is not None:
     edge = EdgeGateway(
@@ -277,9 +352,13 @@ audit = Audit(
             **{p: archive.buckets[p].name for p in DATA_BUCKETS},
             "archive-replica": dr.replica.name,
         },
-        function_arns=[fn.arn for fn in ingest.functions.values()],
+        function_arns=[
+            *(fn.arn for fn in ingest.functions.values()),
+            *((research.function.arn,) if research is not None else ()),
+        ],
         log_groups={
             **{f"function-{f}": group for f, group in ingest.log_groups.items()},
+            **({"function-research": research.log_group} if research is not None else {}),
             **network.log_groups,
             **(edge.log_groups if edge is not None else {}),
         },
@@ -327,7 +406,13 @@ pulumi.export(
     "tables",
     {"index": ingest.index_table.name, "idempotency": ingest.idempotency_table.name},
 )
-pulumi.export("functions", {f: fn.name for f, fn in ingest.functions.items()})
+pulumi.export(
+    "functions",
+    {
+        **{f: fn.name for f, fn in ingest.functions.items()},
+        **({"research": research.function.name} if research is not None else {}),
+    },
+)
 pulumi.export("operationsTopicArn", ingest.operations_topic.arn)
 pulumi.export(
     "audit",
@@ -363,6 +448,19 @@ pulumi.export(
         "runbook": "docs/runbooks/restore.md",
     },
 )
+if research is not None:
+    pulumi.export(
+        "research",
+        {
+            "queueUrl": research.queue.url,
+            "deadLetterQueueUrl": research.dead_letter_queue.url,
+            "projects": [p.name for p in settings.research.projects],
+            "linkageTable": research.linkage_table.name if research.linkage_table else None,
+            "reidentificationRoleArn": (
+                research.reidentification_role.arn if research.reidentification_role else None
+            ),
+        },
+    )
 if edge is not None:
     pulumi.export(
         "edge",

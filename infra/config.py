@@ -57,6 +57,32 @@ UID_MAX_LENGTH = 64
 # key ARNs, tables) take up to about 700 bytes: the two UID lists may take 3 KB.
 UID_LISTS_MAX_BYTES = 3072
 
+# Lambda allows 4 KB of environment variables per function; the research-copy function's other
+# variables (bucket names, key ARNs, tables) take up to about 800 bytes: the projects may take 3 KB.
+RESEARCH_PROJECTS_MAX_BYTES = 3072
+# The option names of PS3.15 E.3 as lambdas/deid/profile.Option spells them (infra never imports
+# pydicom, nor the profile; tests/infra/test_research.py keeps the two lists equal).
+DEID_OPTIONS: tuple[str, ...] = (
+    "retain-safe-private",
+    "retain-uids",
+    "retain-device-identity",
+    "retain-institution-identity",
+    "retain-patient-characteristics",
+    "retain-long-full-dates",
+    "retain-long-modified-dates",
+    "clean-descriptors",
+    "clean-structured-content",
+    "clean-graphics",
+)
+# The two Retain Longitudinal Temporal Information options exclude each other (PS3.15 E.3.6).
+EXCLUSIVE_DEID_OPTIONS: tuple[str, str] = ("retain-long-full-dates", "retain-long-modified-dates")
+_PROJECT_NAME_RE = re.compile(r"^[a-z0-9-]{2,32}$")
+# A DICOM keyword's shape (PS3.6): a letter, then letters and digits.
+_DICOM_KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+# A safe private attribute: its private creator, then the element within the creator's block.
+_SAFE_PRIVATE_RE = re.compile(r"^[^:]+:0x[0-9A-Fa-f]{2}$")
+_PROJECT_FIELDS = frozenset({"name", "match", "options", "safePrivate"})
+
 # ALB security policies that negotiate TLS 1.3 and nothing older (ELBSecurityPolicy-TLS13-1-3-*).
 EDGE_TLS_POLICIES: tuple[str, ...] = (
     "ELBSecurityPolicy-TLS13-1-3-2021-06",
@@ -288,6 +314,19 @@ KEYS: tuple[Key, ...] = (
         "where the account, another stack or the organization already has one).",
     ),
     Key(
+        "researchProjects",
+        [],
+        "Research projects: studies matching a project's rule get de-identified copies under "
+        "derived/<project>/ (a list of {name, match, options, safePrivate}); empty: no "
+        "research-copy function.",
+    ),
+    Key(
+        "researchLinkage",
+        False,
+        "Keep the pseudonym-to-original mapping, KMS-encrypted, in a table only the "
+        "reidentification role reads (needs researchProjects and a federation source).",
+    ),
+    Key(
         "emulatorEndpoint",
         "",
         "http(s) URL of a local AWS emulator on a loopback host (the sandbox) that both providers "
@@ -369,6 +408,50 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True)
+class ResearchProject:
+    """One research project: which studies it receives and how they are de-identified.
+
+    ``match`` maps DICOM keywords to accepted values (a study matches when every keyword has one of
+    its values). Only the shape is checked here: infra never imports pydicom, so the research-copy
+    function itself refuses keywords the DICOM dictionary does not know.
+    """
+
+    name: str
+    match: tuple[tuple[str, tuple[str, ...]], ...]
+    options: tuple[str, ...] = ()
+    # "<private creator>:0x<element>" entries kept under the retain-safe-private option.
+    safe_private: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The project as the function reads it from PACS_RESEARCH_PROJECTS."""
+        return {
+            "name": self.name,
+            "match": {keyword: list(values) for keyword, values in self.match},
+            "options": list(self.options),
+            "safePrivate": list(self.safe_private),
+        }
+
+
+@dataclass(frozen=True)
+class ResearchSettings:
+    """The research-copy pipeline: present only with at least one project."""
+
+    projects: tuple[ResearchProject, ...] = ()
+    # Keep the pseudonym -> original mapping (encrypted) for the reidentification role.
+    linkage: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the stack creates the research-copy function (some project is configured)."""
+        return bool(self.projects)
+
+    @property
+    def projects_json(self) -> str:
+        """PACS_RESEARCH_PROJECTS: the projects as compact JSON (counts against the 4 KB)."""
+        return json.dumps([p.as_json() for p in self.projects], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated stack settings every component reads."""
 
@@ -400,6 +483,7 @@ class Settings:
     edge: EdgeSettings | None = None
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
+    research: ResearchSettings = ResearchSettings()
     # The sandbox: the URL of the local emulator both providers call instead of AWS; None: AWS.
     emulator_endpoint: str | None = None
 
@@ -874,6 +958,146 @@ def _identity(get: Callable[[str], object], warnings: list[str]) -> IdentitySett
     )
 
 
+def _research_project(key: str, index: int, raw: object) -> ResearchProject:
+    where = f"project {index + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            f"{where} must be an object with name, match and optionally options and safePrivate",
+        )
+    unknown = sorted(set(raw) - _PROJECT_FIELDS)
+    if unknown:
+        raise ConfigError(
+            _qualified(key),
+            raw,
+            f"{where} has unknown field {unknown[0]!r}; allowed: "
+            + ", ".join(sorted(_PROJECT_FIELDS)),
+        )
+    name = raw.get("name")
+    if not isinstance(name, str) or not _PROJECT_NAME_RE.match(name):
+        raise ConfigError(
+            _qualified(key),
+            name,
+            f"{where}: name must be 2-32 characters of lowercase letters, digits and hyphens "
+            "(it becomes the derived/<project>/ prefix)",
+        )
+    match = raw.get("match")
+    if not isinstance(match, dict) or not match:
+        raise ConfigError(
+            _qualified(key),
+            match,
+            f"project {name}: match must be a non-empty object of DICOM keyword -> list of values "
+            '(e.g. {"StudyDescription": ["CT CHEST"]}); a rule matching every study is refused',
+        )
+    rules: list[tuple[str, tuple[str, ...]]] = []
+    for keyword, values in match.items():
+        if not isinstance(keyword, str) or not _DICOM_KEYWORD_RE.match(keyword):
+            raise ConfigError(
+                _qualified(key),
+                keyword,
+                f"project {name}: match keys must be DICOM keywords (letters and digits, e.g. "
+                "InstitutionName); the function refuses keywords the DICOM dictionary lacks",
+            )
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v.strip() for v in values)
+        ):
+            raise ConfigError(
+                _qualified(key),
+                values,
+                f"project {name}: match.{keyword} must be a non-empty list of non-empty strings",
+            )
+        rules.append((keyword, tuple(values)))
+    options = raw.get("options", [])
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise ConfigError(
+            _qualified(key), options, f"project {name}: options must be a list of option names"
+        )
+    for option in options:
+        if option not in DEID_OPTIONS:
+            raise ConfigError(
+                _qualified(key),
+                option,
+                f"project {name}: options must be among " + ", ".join(DEID_OPTIONS),
+            )
+    if len(set(options)) != len(options):
+        raise ConfigError(_qualified(key), options, f"project {name}: options must not repeat")
+    if set(EXCLUSIVE_DEID_OPTIONS) <= set(options):
+        raise ConfigError(
+            _qualified(key),
+            options,
+            f"project {name}: {' and '.join(EXCLUSIVE_DEID_OPTIONS)} exclude each other "
+            "(PS3.15 E.3.6): choose one",
+        )
+    safe_private = raw.get("safePrivate", [])
+    if not isinstance(safe_private, list) or not all(
+        isinstance(e, str) and _SAFE_PRIVATE_RE.match(e) for e in safe_private
+    ):
+        raise ConfigError(
+            _qualified(key),
+            safe_private,
+            f"project {name}: safePrivate must be a list of '<private creator>:0x<element>' "
+            "entries (e.g. 'SIEMENS CT VA0  COAD:0x10')",
+        )
+    if safe_private and "retain-safe-private" not in options:
+        raise ConfigError(
+            _qualified(key),
+            safe_private,
+            f"project {name}: safePrivate takes effect only with the retain-safe-private option: "
+            "add it to options, or leave safePrivate empty",
+        )
+    if len(set(safe_private)) != len(safe_private):
+        raise ConfigError(
+            _qualified(key), safe_private, f"project {name}: safePrivate must not repeat"
+        )
+    return ResearchProject(
+        name=name, match=tuple(rules), options=tuple(options), safe_private=tuple(safe_private)
+    )
+
+
+def _research(get: Callable[[str], object], identity: IdentitySettings) -> ResearchSettings:
+    key = "researchProjects"
+    raw = get(key)
+    value = raw
+    if isinstance(raw, str):
+        try:
+            value = json.loads(raw) if raw.strip() else []
+        except json.JSONDecodeError:
+            raise ConfigError(_qualified(key), raw, "must be a list of project objects") from None
+    if not isinstance(value, list):
+        raise ConfigError(_qualified(key), raw, "must be a list of project objects")
+    projects = tuple(_research_project(key, i, p) for i, p in enumerate(value))
+    names = [p.name for p in projects]
+    if len(set(names)) != len(names):
+        raise ConfigError(_qualified(key), names, "project names must be unique")
+    settings = ResearchSettings(projects=projects)
+    size = len(settings.projects_json.encode())
+    if size > RESEARCH_PROJECTS_MAX_BYTES:
+        raise ConfigError(
+            _qualified(key),
+            names,
+            f"must fit in {RESEARCH_PROJECTS_MAX_BYTES} bytes of compact JSON in the function's "
+            f"environment (Lambda allows 4 KB in all), not {size}: fewer projects or values",
+        )
+    linkage = _bool("researchLinkage", get("researchLinkage"))
+    if linkage and not projects:
+        raise ConfigError(
+            _qualified("researchLinkage"),
+            get("researchLinkage"),
+            "takes effect only with researchProjects: configure a project, or leave it false",
+        )
+    if linkage and not identity.federated:
+        raise ConfigError(
+            _qualified("researchLinkage"),
+            get("researchLinkage"),
+            "needs a federation source (identitySamlProviderArn or identityTrustedPrincipalArns): "
+            "only the reidentification role, a human role, may read the mapping",
+        )
+    return ResearchSettings(projects=projects, linkage=linkage)
+
+
 def parse_settings(
     raw: Mapping[str, object],
     *,
@@ -1027,6 +1251,7 @@ def parse_settings(
         edge=edge,
         audit=_audit(get),
         identity=identity,
+        research=_research(get, identity),
         emulator_endpoint=emulator,
     )
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lambdas.settings import ARCHIVE_PREFIX
+from lambdas.settings import ARCHIVE_PREFIX, RESEARCH_REVIEW_PREFIX
 
 Document = dict[str, Any]
 Statement = dict[str, Any]
@@ -900,6 +900,214 @@ def verify_role_policy(r: VerifyResources) -> Document:
             },
         ]
     return document(*statements)
+
+
+# ---------------------------------------------------------------------------- Research copies
+
+# The encryption context of every linkage record (lambdas/research_copy.py): the project and the
+# de-identified SOP Instance UID the record maps back. The linkage key encrypts and decrypts only
+# with exactly these keys present, so a record cannot be replayed under another use of the key.
+LINKAGE_CONTEXT_KEYS: tuple[str, ...] = ("deid_sop_instance_uid", "project")
+
+
+def _linkage_context_condition(projects: Sequence[str] = ()) -> dict[str, Any]:
+    """Exactly the linkage context's keys; with ``projects``, the project among them."""
+    condition: dict[str, Any] = {
+        "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": list(LINKAGE_CONTEXT_KEYS)},
+        "Null": {f"kms:EncryptionContext:{k}": "false" for k in LINKAGE_CONTEXT_KEYS},
+    }
+    if projects:
+        condition["StringEquals"] = {"kms:EncryptionContext:project": sorted(projects)}
+    return condition
+
+
+@dataclass(frozen=True)
+class ResearchResources:
+    """The exact buckets, prefixes, queue, keys, tables and log group the research function uses.
+
+    ``via_service_endpoints``: the ``kms:ViaService`` names (Account.service_endpoint) of S3, SQS
+    and DynamoDB, the only services through which the role may use the data key. The linkage
+    table and key are None without ``researchLinkage``.
+    """
+
+    archive_bucket: str
+    derived_bucket: str
+    quarantine_bucket: str
+    projects: tuple[str, ...]
+    queue_arn: str
+    data_key_arn: str
+    pseudonym_key_arn: str
+    idempotency_table_arn: str
+    log_group_arn: str
+    via_service_endpoints: tuple[str, ...]
+    linkage_table_arn: str | None = None
+    linkage_key_arn: str | None = None
+
+
+def research_role_policy(r: ResearchResources) -> Document:
+    """The research-copy function's whole identity policy: read archived, write de-identified.
+
+    It reads archived instance versions, writes copies under each project's prefix of the derived
+    bucket and unreleasable objects under the review prefix of the quarantine; with linkage it
+    only adds encrypted rows to the linkage table (it can never read the mapping back).
+    """
+    partition = _partition(r.queue_arn)
+    statements: list[Statement] = [
+        {
+            "Sid": "ReadArchivedInstanceVersions",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": _objects(partition, r.archive_bucket, ARCHIVE_PREFIX),
+        },
+        {
+            # GetObject: the function reads back (HEAD, checksum) what a retried record already
+            # wrote, and writes only when the bytes differ.
+            "Sid": "WriteDeidentifiedCopiesUnderEachProjectsPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": sorted(
+                _objects(partition, r.derived_bucket, f"{DEIDENTIFIED_PREFIX}{p}/")
+                for p in r.projects
+            ),
+        },
+        {
+            # Review records only (never the identified image): research-review/<project>/...
+            "Sid": "HoldUnreleasableObjectsForResearchReview",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": _objects(partition, r.quarantine_bucket, RESEARCH_REVIEW_PREFIX),
+        },
+        {
+            "Sid": "ConsumeTheResearchQueue",
+            "Effect": "Allow",
+            "Action": ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+            "Resource": r.queue_arn,
+        },
+        {
+            "Sid": "PseudonymizeWithThePseudonymKeyOnly",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateMac"],
+            "Resource": r.pseudonym_key_arn,
+        },
+        {
+            # SSE-KMS objects (read and written), the encrypted queue and the tables: only through
+            # those services, never a direct call on the data key.
+            "Sid": "UseTheDataKeyThroughS3SqsAndDynamoDbOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": r.data_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
+        },
+        {
+            # Powertools idempotency deletes its own in-progress record when processing fails.
+            "Sid": "RecordEachArchivedVersionOnceForIdempotency",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            "Resource": r.idempotency_table_arn,
+        },
+        _own_log_group_statement(r.log_group_arn),
+    ]
+    if r.linkage_table_arn and r.linkage_key_arn:
+        statements += [
+            {
+                # PutItem only: the function adds mappings and can never read one back.
+                "Sid": "AddReidentificationLinkageRowsOnly",
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem"],
+                "Resource": r.linkage_table_arn,
+            },
+            {
+                "Sid": "EncryptLinkageValuesWithTheLinkageKeyOnly",
+                "Effect": "Allow",
+                "Action": ["kms:Encrypt"],
+                "Resource": r.linkage_key_arn,
+                "Condition": _linkage_context_condition(r.projects),
+            },
+        ]
+    return document(*statements)
+
+
+@dataclass(frozen=True)
+class ReidentificationResources:
+    """The linkage table, its (archive) table key and the linkage key the human role reads with."""
+
+    linkage_table_arn: str
+    linkage_key_arn: str
+    data_key_arn: str
+    # kms:ViaService of the region's DynamoDB (Account.service_endpoint)
+    dynamodb_service_endpoint: str
+
+
+def reidentification_role_policy(r: ReidentificationResources) -> Document:
+    """The reidentification duty: look up and decrypt linkage rows; nothing else, no writes."""
+    return document(
+        {
+            "Sid": "LookUpReidentificationLinkageRows",
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:Query"],
+            "Resource": r.linkage_table_arn,
+        },
+        {
+            # The table is encrypted at rest with the data key: DynamoDB decrypts with the
+            # reader's permissions, through DynamoDB only.
+            "Sid": "ReadTheLinkageTableThroughDynamoDbOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": r.data_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": r.dynamodb_service_endpoint}},
+        },
+        {
+            "Sid": "DecryptLinkageValuesWithTheLinkageKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": r.linkage_key_arn,
+            "Condition": _linkage_context_condition(),
+        },
+    )
+
+
+def linkage_key_statements(
+    account: Account, *, writer_role_arn: str, reader_role_arn: str, projects: Sequence[str]
+) -> list[Statement]:
+    """The linkage key's use: the research function encrypts, the reidentification role decrypts.
+
+    Neither can do the other's half, and both only with the linkage encryption context; the
+    function only for the configured projects, the role for any (records outlive a project).
+    """
+    return [
+        {
+            "Sid": "ResearchFunctionEncryptsLinkageValuesOnly",
+            "Effect": "Allow",
+            "Principal": {"AWS": account.root_arn},
+            "Action": ["kms:Encrypt"],
+            "Resource": "*",
+            "Condition": {
+                **_linkage_context_condition(projects),
+                "ArnEquals": {"aws:PrincipalArn": writer_role_arn},
+                "StringEquals": {
+                    "kms:CallerAccount": account.account_id,
+                    "kms:EncryptionContext:project": sorted(projects),
+                },
+            },
+        },
+        {
+            "Sid": "ReidentificationRoleDecryptsLinkageValuesOnly",
+            "Effect": "Allow",
+            "Principal": {"AWS": account.root_arn},
+            "Action": ["kms:Decrypt"],
+            "Resource": "*",
+            "Condition": {
+                **_linkage_context_condition(),
+                "ArnEquals": {"aws:PrincipalArn": reader_role_arn},
+                "StringEquals": {"kms:CallerAccount": account.account_id},
+            },
+        },
+    ]
 
 
 def queue_policy(

@@ -99,7 +99,8 @@ TYPES: dict[str, FieldType] = {
         ),
         FieldType(
             "code",
-            "a stable lowercase-hyphenated code (a reason code of lambdas/dicom_checks.py)",
+            "a stable lowercase-hyphenated code (a reason code of lambdas/dicom_checks.py, a "
+            "refusal code of lambdas/deid/engine.py, an option name of lambdas/deid/profile.py)",
             lambda v: isinstance(v, str) and _CODE_RE.fullmatch(v) is not None,
         ),
         FieldType(
@@ -126,7 +127,8 @@ TYPES: dict[str, FieldType] = {
             "s3-key",
             "an object key the kit chose: inbox keys are random "
             "(`incoming/<date>/<uuid>.dcm`, gateway/inbox.py), archive keys are made of UIDs, "
-            "quarantine keys of the date, bucket, version id and inbox key",
+            "quarantine keys of the date, bucket, version id and inbox key, derived keys of the "
+            "project and de-identified UIDs, research review keys of the project and a SHA-256",
             _is_text,
         ),
         FieldType(
@@ -488,7 +490,96 @@ VERIFY = Emitter(
     ),
 )
 
-EMITTERS: dict[str, Emitter] = {e.name: e for e in (GATEWAY, INGEST, VERIFY)}
+_PROJECT = Field("project", "name", "the research project (a name of `researchProjects`)")
+_ARCHIVED_UID = Field("sop_instance_uid", "uid", "SOP Instance UID of the archived instance")
+
+RESEARCH = Emitter(
+    name="research",
+    title="Research-copy function",
+    log_group="`/aws/lambda/<prefix>-research`",
+    envelope=_lambda_envelope("pacs-research"),
+    events=(
+        Event(
+            "research-copied",
+            "INFO",
+            "an archived instance matched a project's rule and its de-identified copy is in the "
+            "derived bucket (with its linkage record first, when linkage is on)",
+            (
+                _PROJECT,
+                _ARCHIVED_UID,
+                Field("archive_version_id", "version-id", "the archived version read"),
+                Field(
+                    "deid_sop_instance_uid",
+                    "uid",
+                    "SOP Instance UID of the copy (`2.25.<keyed>`, the original with retain-uids)",
+                ),
+                Field(
+                    "derived_key",
+                    "s3-key",
+                    "`derived/<project>/studies/<study>/series/<series>/instances/<sop>.dcm`, "
+                    "de-identified UIDs",
+                ),
+                Field(
+                    "derived_version_id",
+                    "version-id",
+                    "the copy's version (the existing one when a retry finds the same bytes)",
+                ),
+                Field(
+                    "options[]",
+                    "code",
+                    "each option applied beyond the Basic Profile (absent when none)",
+                    required=False,
+                ),
+                Field("linked", "boolean", "whether a linkage record exists for the copy"),
+            ),
+        ),
+        Event(
+            "research-held",
+            "WARNING",
+            "the engine refused an instance a project's rule matched: nothing goes to derived, "
+            "a review record (no image) goes to quarantine for a person to decide",
+            (
+                _PROJECT,
+                Field(
+                    "reason",
+                    "code",
+                    "the refusal code of lambdas/deid/engine.py, e.g. `burned-in-annotation`",
+                ),
+                _ARCHIVED_UID,
+                Field(
+                    "review_key",
+                    "s3-key",
+                    "`research-review/<project>/<SHA-256 of the archive key>.json` in quarantine",
+                ),
+                Field("review_version_id", "version-id", "the review record's version"),
+            ),
+        ),
+        Event(
+            "research-not-routed",
+            "INFO",
+            "an archived instance matched no project's rule; nothing written (logged so that every "
+            "archived instance leaves a trace of the routing decision)",
+            (_ARCHIVED_UID,),
+        ),
+        Event(
+            "failed",
+            "ERROR",
+            "a record could not be processed; SQS redelivers it, and after `maxReceiveCount` "
+            "attempts it lands in the DLQ",
+            (
+                Field("message_id", "name", "the SQS message id (the DLQ keeps the message)"),
+                Field(
+                    "reason",
+                    "text",
+                    "the exception's class name: `EventError` (not an S3 event), `ClientError`, "
+                    "`InvalidDicomError`, …",
+                ),
+            ),
+        ),
+    ),
+)
+
+EMITTERS: dict[str, Emitter] = {e.name: e for e in (GATEWAY, INGEST, VERIFY, RESEARCH)}
 
 
 def leaves(value: object, path: str = "") -> Iterator[tuple[str, object]]:

@@ -7,7 +7,9 @@ import it; it must never pull in pydicom).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,6 +29,14 @@ TRANSFER_SYNTAXES = "PACS_TRANSFER_SYNTAXES"
 SOP_CLASSES = "PACS_SOP_CLASSES"
 # --- verify -----------------------------------------------------------------------------------
 VERIFY_SAMPLE_SIZE = "PACS_VERIFY_SAMPLE_SIZE"
+# --- research copies (also ARCHIVE_BUCKET, QUARANTINE_BUCKET, DATA_KEY_ARN, PSEUDONYM_KEY_ARN,
+# IDEMPOTENCY_TABLE) ----------------------------------------------------------------------------
+DERIVED_BUCKET = "PACS_DERIVED_BUCKET"
+# A JSON list of projects (see ResearchProject); empty or unset: nothing is routed.
+RESEARCH_PROJECTS = "PACS_RESEARCH_PROJECTS"
+# Empty (the default): re-identification linkage is off and nothing is written anywhere.
+LINKAGE_TABLE = "PACS_LINKAGE_TABLE"
+LINKAGE_KEY_ARN = "PACS_LINKAGE_KEY_ARN"  # symmetric KMS key that encrypts each linkage record
 
 DEFAULT_MAX_OBJECT_BYTES = 4 * 1024**3  # CopyObject copies at most 5 GiB in one request
 DEFAULT_MAX_INFLATED_BYTES = 256 * 1024**2
@@ -34,6 +44,12 @@ DEFAULT_VERIFY_SAMPLE_SIZE = 100
 
 # Where archived objects live; the ingest role may write only under this prefix of the archive.
 ARCHIVE_PREFIX = "studies/"
+# Research copies: derived/<project>/studies/... in the derived bucket; objects the engine refuses
+# leave a review record (never the image) under research-review/<project>/ in quarantine.
+DERIVED_PREFIX = "derived/"
+RESEARCH_REVIEW_PREFIX = "research-review/"
+PROJECT_NAME = re.compile(r"[a-z0-9-]{2,32}")
+_KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
 class SettingsError(ValueError):
@@ -115,4 +131,138 @@ class VerifySettings:
             signing_key_arn=_required(env, SIGNING_KEY_ARN),
             index_table=_required(env, INDEX_TABLE),
             sample_size=_positive_int(env, VERIFY_SAMPLE_SIZE, DEFAULT_VERIFY_SAMPLE_SIZE),
+        )
+
+
+@dataclass(frozen=True)
+class ResearchProject:
+    """One research project: which archived instances it receives and how they are de-identified.
+
+    ``match`` is (DICOM keyword, accepted values): an instance matches when every keyword is
+    present in it with one of its values equal to one of the accepted values, case-insensitively
+    (values are kept casefolded). ``options`` are the engine's option names
+    (``lambdas.deid.profile.Option``); ``safe_private`` the (private creator, element low byte)
+    pairs Retain Safe Private may keep.
+    """
+
+    name: str
+    match: tuple[tuple[str, frozenset[str]], ...]
+    options: tuple[str, ...] = ()
+    safe_private: frozenset[tuple[str, int]] = frozenset()
+
+
+def parse_research_projects(raw: str) -> tuple[ResearchProject, ...]:
+    """``PACS_RESEARCH_PROJECTS``: a JSON list of ``{"name", "match", "options", "safePrivate"}``.
+
+    SettingsError names what is wrong: a name outside ``[a-z0-9-]{2,32}`` or used twice, an
+    empty ``match`` (a rule that would route every instance is refused: list what a project
+    receives), an unknown or conflicting option, a malformed ``CREATOR:ELEMENT``.
+    """
+    if not raw.strip():
+        return ()
+    try:
+        documents = json.loads(raw)
+    except ValueError:
+        raise SettingsError(f"environment variable {RESEARCH_PROJECTS} is not JSON") from None
+    if not isinstance(documents, list):
+        raise SettingsError(f"environment variable {RESEARCH_PROJECTS} must be a JSON list")
+    projects = tuple(_project(i, doc) for i, doc in enumerate(documents))
+    names = [p.name for p in projects]
+    if len(names) != len(set(names)):
+        raise SettingsError(f"{RESEARCH_PROJECTS}: project names must be unique")
+    return projects
+
+
+def _project(index: int, doc: object) -> ResearchProject:
+    where = f"{RESEARCH_PROJECTS}[{index}]"
+    if not isinstance(doc, dict):
+        raise SettingsError(f"{where} must be an object")
+    unknown = set(doc) - {"name", "match", "options", "safePrivate"}
+    if unknown:
+        raise SettingsError(f"{where}: unknown keys {sorted(unknown)}")
+    name = doc.get("name")
+    if not isinstance(name, str) or not PROJECT_NAME.fullmatch(name):
+        raise SettingsError(f"{where}: name must match ^[a-z0-9-]{{2,32}}$")
+    where = f"{RESEARCH_PROJECTS} project {name}"
+    match = doc.get("match")
+    if not isinstance(match, dict) or not match:
+        raise SettingsError(f"{where}: match must be a non-empty object of keyword -> values")
+    rules = []
+    for keyword, values in match.items():
+        if not _KEYWORD.fullmatch(keyword):
+            raise SettingsError(f"{where}: {keyword!r} is not a DICOM keyword")
+        if (
+            not isinstance(values, list)
+            or not values
+            or not all(isinstance(v, str) and v.strip() for v in values)
+        ):
+            raise SettingsError(f"{where}: match.{keyword} must be a non-empty list of strings")
+        rules.append((keyword, frozenset(v.strip().casefold() for v in values)))
+    options = doc.get("options", [])
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise SettingsError(f"{where}: options must be a list of option names")
+    # The options' one definition; like this module it imports only the standard library.
+    from lambdas.deid.profile import Option, options_from
+
+    try:
+        chosen = options_from(options)
+    except ValueError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+    safe = doc.get("safePrivate", [])
+    if not isinstance(safe, list):
+        raise SettingsError(f"{where}: safePrivate must be a list of CREATOR:ELEMENT")
+    return ResearchProject(
+        name=name,
+        match=tuple(rules),
+        options=tuple(o.value for o in Option if o in chosen),
+        safe_private=frozenset(_safe_private(where, entry) for entry in safe),
+    )
+
+
+def _safe_private(where: str, entry: object) -> tuple[str, int]:
+    """``CREATOR:ELEMENT`` (element in hex, ``0x`` optional; its low byte counts)."""
+    creator, sep, element = str(entry).rpartition(":")
+    try:
+        number = int(element, 16)
+    except ValueError:
+        number = -1
+    if not isinstance(entry, str) or not sep or not creator.strip() or not 0 <= number <= 0xFFFF:
+        raise SettingsError(f"{where}: safePrivate {entry!r} is not CREATOR:ELEMENT (hex)")
+    return creator.strip(), number & 0xFF
+
+
+@dataclass(frozen=True)
+class ResearchSettings:
+    """Everything the research-copy function needs to know about its stack."""
+
+    archive_bucket: str
+    derived_bucket: str
+    quarantine_bucket: str
+    data_key_arn: str
+    pseudonym_key_arn: str
+    idempotency_table: str
+    projects: tuple[ResearchProject, ...] = ()
+    linkage_table: str = ""  # empty: linkage off
+    linkage_key_arn: str = ""
+
+    @property
+    def linkage(self) -> bool:
+        """Whether re-identification linkage records are written."""
+        return bool(self.linkage_table)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ResearchSettings:
+        env = os.environ if env is None else env
+        linkage_table = env.get(LINKAGE_TABLE, "").strip()
+        return cls(
+            archive_bucket=_required(env, ARCHIVE_BUCKET),
+            derived_bucket=_required(env, DERIVED_BUCKET),
+            quarantine_bucket=_required(env, QUARANTINE_BUCKET),
+            data_key_arn=_required(env, DATA_KEY_ARN),
+            pseudonym_key_arn=_required(env, PSEUDONYM_KEY_ARN),
+            idempotency_table=_required(env, IDEMPOTENCY_TABLE),
+            projects=parse_research_projects(env.get(RESEARCH_PROJECTS, "")),
+            linkage_table=linkage_table,
+            # The key is required exactly when linkage is on: never a record without encryption.
+            linkage_key_arn=_required(env, LINKAGE_KEY_ARN) if linkage_table else "",
         )

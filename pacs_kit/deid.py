@@ -1,32 +1,45 @@
 """``pacs-kit deid``: de-identify DICOM files offline with the functions' engine (issue #8).
 
-``pacs-kit deid --key-file K [--option NAME]... [--safe-private CREATOR:ELEMENT]... --out DIR
-FILE...`` writes one output per input under DIR with the input's base name. Each output is
-written to a temporary file in DIR and renamed into place, so DIR never holds a half-written file.
-One line per input: ``deidentified IN -> OUT`` or ``refused IN <code>`` (stable codes of
-:data:`lambdas.deid.engine.ERRORS`; never a value from the file).
+``pacs-kit deid --key-file K [--option NAME]... [--safe-private CREATOR:ELEMENT]...
+[--pixel-rules FILE] [--verify] --out DIR FILE...`` writes one output per input under DIR with the
+input's base name. Each output is written to a temporary file in DIR and renamed into place, so DIR
+never holds a half-written file. One line per input: ``deidentified IN -> OUT`` or
+``refused IN <code>`` (stable codes of :data:`lambdas.deid.engine.ERRORS`; never a value from the
+file).
+
+``--pixel-rules FILE``: a JSON list of Clean Pixel Data rules (:mod:`lambdas.deid.pixels`); objects
+otherwise refused as burned-in are released when one matches and its rectangles were blanked.
+
+``--verify``: each written output is read back and checked against its input by
+:func:`lambdas.deid.verify.verify` (same options and safe-private list) before it is renamed into
+place. Any finding refuses that input (``refused IN verification-failed``, one ``IN: code tag``
+line per finding, never a value) and its output is removed: an unverified output never remains.
 
 ``pacs-kit deid profile [--option NAME]... [--json]`` prints the effective action of every row of
 PS3.15 Table E.1-1, in table order; with ``--json`` exactly
 ``[{"tag": "(0010,0010)", "keyword": "PatientName", "action": "Z"}, ...]``.
 
-Exit 0 when every input was de-identified, 1 when any was refused, 2 on usage errors (missing or
-short key file, unknown option, malformed --safe-private, two inputs with one base name).
+Exit 0 when every input was de-identified (and verified), 1 when any was refused or failed
+verification, 2 on usage errors (missing or short key file, unknown option, malformed
+--safe-private, unreadable or invalid --pixel-rules, two inputs with one base name).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 PROFILE_WORD = "profile"
+VERIFICATION_FAILED = "verification-failed"
 
 
 def add_command(commands: Any) -> None:
@@ -39,7 +52,8 @@ def add_command(commands: Any) -> None:
         "Profile and the chosen options, or (`deid profile`) print the effective action per "
         "attribute of Table E.1-1.",
         usage="pacs-kit deid [--key-file K] [--option NAME]... [--safe-private CREATOR:ELEMENT]... "
-        "--out DIR FILE...\n       pacs-kit deid profile [--option NAME]... [--json]",
+        "[--pixel-rules FILE] [--verify] --out DIR FILE...\n"
+        "       pacs-kit deid profile [--option NAME]... [--json]",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="inputs (or the word `profile`)")
     parser.add_argument(
@@ -64,6 +78,22 @@ def add_command(commands: Any) -> None:
         metavar="CREATOR:ELEMENT",
         help="private element retain-safe-private may keep: creator string and element in hex "
         "(its low byte counts), e.g. 'GEMS_ACQU_01:1b' (repeat)",
+    )
+    parser.add_argument(
+        "--pixel-rules",
+        type=Path,
+        metavar="FILE",
+        help="Clean Pixel Data rules, a JSON list of {manufacturer, model, rows, columns, "
+        "rectangles: [[x, y, width, height], ...]} (null fields match anything): objects that "
+        "would be refused as burned-in are released when a rule matches, with its rectangles "
+        "blanked (native pixel data only)",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every output against its input for leaks (retained values, private tags, "
+        "UIDs, identity flags) before keeping it; a finding fails that input (exit 1), removes "
+        "its output and is printed as `IN: code tag`",
     )
     parser.add_argument("--out", type=Path, metavar="DIR", help="output directory")
     parser.add_argument("--json", action="store_true", help="with `profile`: JSON output")
@@ -148,13 +178,22 @@ def run_deid(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _usage(f"key file {args.key_file}: {exc}")
     try:
-        engine = Deidentifier(
-            keyer,
-            options=options_from(args.option),
-            safe_private=parse_safe_private(args.safe_private),
-        )
+        pixel_rules = load_pixel_rules(args.pixel_rules)
+    except OSError as exc:
+        return _usage(f"cannot read {args.pixel_rules}: {exc.strerror}")
+    except ValueError as exc:
+        return _usage(f"{args.pixel_rules}: {exc}")
+    try:
+        options = options_from(args.option)
+        safe_private = parse_safe_private(args.safe_private)
+        engine = Deidentifier(keyer, options, safe_private, pixel_rules=pixel_rules)
     except ValueError as exc:
         return _usage(str(exc))
+    check: Callable[[Any, Any], list[Any]] | None = None
+    if args.verify:
+        from lambdas.deid.verify import verify
+
+        check = functools.partial(verify, options=options, safe_private=safe_private)
     inputs = [Path(f) for f in args.files]
     names = [p.name for p in inputs]
     if len(set(names)) != len(names):
@@ -165,17 +204,41 @@ def run_deid(args: argparse.Namespace) -> int:
         return _usage(f"cannot create {args.out}: {exc.strerror}")
     refused = 0
     for path in inputs:
-        code = deidentify_file(engine, path, args.out / path.name)
+        findings: list[Any] = []
+        code = deidentify_file(engine, path, args.out / path.name, check=check, findings=findings)
         if code is None:
             _out(f"deidentified  {path} -> {args.out / path.name}")
         else:
             refused += 1
             _out(f"refused  {path}  {code}")
+            for finding in findings:
+                _out(f"{path}: {finding.code} {finding.tag}")
     return EXIT_REFUSED if refused else EXIT_OK
 
 
-def deidentify_file(engine: Any, source: Path, target: Path) -> str | None:
-    """De-identify one file into ``target`` atomically; the refusal code, or None when written."""
+def load_pixel_rules(path: Path | None) -> tuple[Any, ...]:
+    """The ``--pixel-rules`` file's rules (none without the flag); OSError or ValueError."""
+    if path is None:
+        return ()
+    from lambdas.deid.pixels import load_rules
+
+    return load_rules(path.read_text(encoding="utf-8"))
+
+
+def deidentify_file(
+    engine: Any,
+    source: Path,
+    target: Path,
+    *,
+    check: Callable[[Any, Any], list[Any]] | None = None,
+    findings: list[Any] | None = None,
+) -> str | None:
+    """De-identify one file into ``target`` atomically; the refusal code, or None when written.
+
+    With ``check`` (``verify``-like: original and output data sets -> findings), the written
+    temporary file is read back and checked before the rename; on any finding it is removed,
+    the findings are appended to ``findings`` and the code is ``verification-failed``.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -197,8 +260,16 @@ def deidentify_file(engine: Any, source: Path, target: Path) -> str | None:
             out.save_as(fh, enforce_file_format=True)
             fh.flush()
             os.fsync(fh.fileno())
+        if check is not None:
+            # What was written, not the in-memory copy: an encoding problem is a finding too.
+            found = check(ds, pydicom.dcmread(tmp))
+            if found:
+                Path(tmp).unlink()
+                if findings is not None:
+                    findings.extend(found)
+                return VERIFICATION_FAILED
         Path(tmp).replace(target)
-    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+    except (OSError, ValueError, TypeError, AttributeError, KeyError, InvalidDicomError):
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         return "unsupported"

@@ -38,6 +38,27 @@ def plan_with(project: Project) -> Callable[..., ProgramRun]:
     return run
 
 
+# Two research projects (one with safe private attributes), as an operator would configure them.
+RESEARCH_PROJECTS: list[dict[str, Any]] = [
+    {
+        "name": "lung-ct",
+        "match": {"Modality": ["CT"], "BodyPartExamined": ["CHEST", "LUNG"]},
+        "options": ["retain-safe-private", "clean-descriptors"],
+        "safePrivate": ["GEMS_PARM_01:0x02"],
+    },
+    {"name": "teaching", "match": {"InstitutionName": ["General Hospital"]}},
+]
+
+
+@pytest.fixture(scope="session")
+def research_plan(project: Project) -> ProgramRun:
+    """The dev stack with research projects and linkage (the example stack has a federation)."""
+    config = project.stack_config("dev")
+    config["cloud-pacs:researchProjects"] = json.dumps(RESEARCH_PROJECTS)
+    config["cloud-pacs:researchLinkage"] = "true"
+    return run_program(project, "dev", config=config)
+
+
 def one(run: ProgramRun, type_token: str, name: str) -> Registration:
     """The single resource of a type and logical name; fails naming what is missing."""
     found = [r for r in run.resources if r.type == type_token and r.name == name]

@@ -9,7 +9,7 @@ differ between deployments (object size cap, receive count, concurrency, accepte
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,57 +169,28 @@ class IngestPipeline(pulumi.ComponentResource):
         ingest_spec = FUNCTIONS["ingest"]
 
         # --- queues -----------------------------------------------------------------------------
-        self.dead_letter_queue = _encrypted_queue(
-            f"{name}-dlq", f"{prefix}-ingest-dlq", args.data_key, DLQ_RETENTION_SECONDS, child
-        )
-        self.queue = _encrypted_queue(
-            f"{name}-queue",
-            f"{prefix}-ingest",
-            args.data_key,
-            QUEUE_RETENTION_SECONDS,
-            child,
-            visibility_timeout_seconds=visibility_timeout_seconds(ingest_spec.timeout_seconds),
-            redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps(
-                    {"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count}
-                )
+        queues = notified_queue(
+            name,
+            NotifiedQueueArgs(
+                queue_name=f"{prefix}-ingest",
+                bucket=args.inbox,
+                notification="inbox",
+                data_key=args.data_key,
+                account=account,
+                function_timeout_seconds=ingest_spec.timeout_seconds,
+                max_receive_count=args.max_receive_count,
             ),
+            self,
         )
-        aws.sqs.RedriveAllowPolicy(
-            f"{name}-dlq-redrive-allow",
-            queue_url=self.dead_letter_queue.id,
-            # Only the ingest queue may park messages here.
-            redrive_allow_policy=self.queue.arn.apply(
-                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
-            ),
-            opts=child,
-        )
-        queue_access = aws.sqs.QueuePolicy(
-            f"{name}-queue-policy",
-            queue_url=self.queue.id,
-            policy=self.queue.arn.apply(
-                lambda arn: json.dumps(
-                    queue_policy(account, arn, notifying_buckets=(args.inbox.name,))
-                )
-            ),
-            opts=child,
-        )
-        _tls_only_queue_policy(f"{name}-dlq-policy", self.dead_letter_queue, account, child)
-        # S3 sends a test event when the configuration is saved: the queue policy must exist.
-        aws.s3.BucketNotification(
-            f"{name}-inbox-notification",
-            bucket=args.inbox.bucket.id,
-            queues=[{"queue_arn": self.queue.arn, "events": ["s3:ObjectCreated:*"]}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_access]),
-        )
-        self.verify_failures = _encrypted_queue(
+        self.queue, self.dead_letter_queue = queues.queue, queues.dead_letter_queue
+        self.verify_failures = encrypted_queue(
             f"{name}-verify-failures",
             f"{prefix}-verify-failures",
             args.data_key,
             DLQ_RETENTION_SECONDS,
             child,
         )
-        _tls_only_queue_policy(
+        tls_only_queue_policy(
             f"{name}-verify-failures-policy", self.verify_failures, account, child
         )
 
@@ -292,12 +263,7 @@ class IngestPipeline(pulumi.ComponentResource):
             compatible_architectures=[packaging.LAMBDA_ARCHITECTURE],
             opts=child,
         )
-        code = pulumi.AssetArchive(
-            {
-                path: pulumi.FileAsset(str(file))
-                for path, file in packaging.lambda_sources(source_root).items()
-            }
-        )
+        code = function_code(source_root)
 
         # --- roles, logs, functions -------------------------------------------------------------
         self.functions = {}
@@ -320,91 +286,41 @@ class IngestPipeline(pulumi.ComponentResource):
         # Verify streams archived objects through SHA-256 and never spools them.
         storage = {"ingest": ephemeral_storage_mb(args.max_object_mib), "verify": EPHEMERAL_MIN_MB}
         for function, spec in FUNCTIONS.items():
-            physical = function_name(prefix, function)
-            log_group = encrypted_log_group(
-                f"{name}-{function}-logs",
-                group_name=f"/aws/lambda/{physical}",
-                logs_key=args.logs_key,
-                retention_days=args.log_retention_days,
-                opts=child,
-            )
-            role = aws.iam.Role(
-                f"{name}-{function}-role",
-                name=physical,
-                description=f"Execution role of the {physical} function",
-                permissions_boundary=args.permissions_boundary,
-                assume_role_policy=json.dumps(
-                    service_trust_policy("lambda.amazonaws.com", account)
-                ),
-                opts=child,
-            )
-            role_policies[function] = aws.iam.RolePolicy(
-                f"{name}-{function}-policy",
-                role=role.id,
-                policy=self._role_policy(function, args, log_group),
-                opts=child,
-            )
-            # AWS's managed document for the network interfaces of a VPC function: the EC2
-            # actions accept no resource scoping, so it is the role's one "*" resource (it also
-            # repeats the basic log-write actions on "*"). It is AWS's document, not ours.
-            vpc_access = aws.iam.RolePolicyAttachment(
-                f"{name}-{function}-vpc-access",
-                role=role.name,
-                policy_arn=f"arn:{account.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
-                opts=child,
-            )
-            self.functions[function] = aws.lambda_.Function(
+            built = vpc_function(
                 f"{name}-{function}",
-                name=physical,
-                description=spec.description,
-                role=role.arn,
-                runtime=packaging.LAMBDA_RUNTIME,
-                architectures=[packaging.LAMBDA_ARCHITECTURE],
-                handler=spec.handler,
-                code=code,
-                layers=[self.layer.arn],
-                timeout=spec.timeout_seconds,
-                memory_size=spec.memory_mb,
-                ephemeral_storage={"size": storage[function]},
-                reserved_concurrent_executions=concurrency[function],
-                environment={
-                    "variables": {
-                        "POWERTOOLS_SERVICE_NAME": spec.service,
-                        **environments[function],
-                    }
-                },
-                # The stack's key, not Lambda's AWS-managed one: its policy names who may read.
-                kms_key_arn=args.data_key.arn,
-                vpc_config={
-                    "subnet_ids": list(args.subnet_ids),
-                    "security_group_ids": [self.security_group.id],
-                },
-                logging_config={
-                    "log_format": "JSON",
-                    "log_group": log_group.name,
-                    "application_log_level": "INFO",
-                    "system_log_level": "WARN",
-                },
-                # Lambda checks at creation that the role may manage the function's ENIs.
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[vpc_access, role_policies[function], log_group]
+                VpcFunctionArgs(
+                    account=account,
+                    physical_name=function_name(prefix, function),
+                    spec=spec,
+                    code=code,
+                    layer_arn=self.layer.arn,
+                    environment=environments[function],
+                    role_policy=lambda group, function=function: self._role_policy(  # type: ignore[misc]
+                        function, args, group
+                    ),
+                    data_key=args.data_key,
+                    logs_key=args.logs_key,
+                    log_retention_days=args.log_retention_days,
+                    permissions_boundary=args.permissions_boundary,
+                    subnet_ids=args.subnet_ids,
+                    security_group_id=self.security_group.id,
+                    ephemeral_storage_mb=storage[function],
+                    reserved_concurrency=concurrency[function],
                 ),
+                parent=self,
             )
-            self.roles[function] = role
-            self.log_groups[function] = log_group
+            self.functions[function] = built.function
+            self.roles[function] = built.role
+            self.log_groups[function] = built.log_group
+            role_policies[function] = built.role_policy
 
-        aws.lambda_.EventSourceMapping(
+        queue_trigger(
             f"{name}-ingest-events",
-            event_source_arn=self.queue.arn,
-            function_name=self.functions["ingest"].arn,
-            batch_size=BATCH_SIZE,
-            maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
-            # Only the failed records of a batch return to the queue.
-            function_response_types=["ReportBatchItemFailures"],
-            # Never more pollers than reserved instances: excess invocations would be throttled.
-            scaling_config={"maximum_concurrency": args.reserved_concurrency},
-            # Lambda checks at creation that the role may receive from the queue.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policies["ingest"]]),
+            self.queue,
+            self.functions["ingest"],
+            args.reserved_concurrency,
+            role_policies["ingest"],
+            self,
         )
         self._schedule_verify(name, prefix, role_policies["verify"])
 
@@ -572,7 +488,116 @@ class IngestPipeline(pulumi.ComponentResource):
         )
 
 
-def _encrypted_queue(
+@dataclass(frozen=True)
+class NotifiedQueueArgs:
+    """A function's queue, fed by a bucket's ``ObjectCreated`` notifications."""
+
+    queue_name: str
+    bucket: SecureBucket
+    # The notification resource is ``{name}-{notification}-notification``.
+    notification: str
+    data_key: aws.kms.Key
+    account: Account
+    function_timeout_seconds: int
+    max_receive_count: int
+    # Only the keys with this prefix and suffix notify (every key when None).
+    filter_prefix: str | None = None
+    filter_suffix: str | None = None
+
+
+@dataclass(frozen=True)
+class NotifiedQueue:
+    queue: aws.sqs.Queue
+    dead_letter_queue: aws.sqs.Queue
+
+
+def notified_queue(name: str, args: NotifiedQueueArgs, parent: pulumi.Resource) -> NotifiedQueue:
+    """The queue, its dead-letter queue, their policies and the bucket's notification to it."""
+    child = pulumi.ResourceOptions(parent=parent)
+    dead_letter_queue = encrypted_queue(
+        f"{name}-dlq",
+        f"{args.queue_name}-dlq",
+        args.data_key,
+        DLQ_RETENTION_SECONDS,
+        child,
+    )
+    queue = encrypted_queue(
+        f"{name}-queue",
+        args.queue_name,
+        args.data_key,
+        QUEUE_RETENTION_SECONDS,
+        child,
+        visibility_timeout_seconds=visibility_timeout_seconds(args.function_timeout_seconds),
+        redrive_policy=dead_letter_queue.arn.apply(
+            lambda arn: json.dumps(
+                {"deadLetterTargetArn": arn, "maxReceiveCount": args.max_receive_count}
+            )
+        ),
+    )
+    aws.sqs.RedriveAllowPolicy(
+        f"{name}-dlq-redrive-allow",
+        queue_url=dead_letter_queue.id,
+        # Only this queue may park messages here.
+        redrive_allow_policy=queue.arn.apply(
+            lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
+        ),
+        opts=child,
+    )
+    queue_access = aws.sqs.QueuePolicy(
+        f"{name}-queue-policy",
+        queue_url=queue.id,
+        policy=queue.arn.apply(
+            lambda arn: json.dumps(
+                queue_policy(args.account, arn, notifying_buckets=(args.bucket.name,))
+            )
+        ),
+        opts=child,
+    )
+    tls_only_queue_policy(f"{name}-dlq-policy", dead_letter_queue, args.account, child)
+    entry: aws.s3.BucketNotificationQueueArgsDict = {
+        "queue_arn": queue.arn,
+        "events": ["s3:ObjectCreated:*"],
+    }
+    if args.filter_prefix is not None:
+        entry["filter_prefix"] = args.filter_prefix
+    if args.filter_suffix is not None:
+        entry["filter_suffix"] = args.filter_suffix
+    # S3 keeps one notification configuration per bucket: this is the bucket's only one.
+    aws.s3.BucketNotification(
+        f"{name}-{args.notification}-notification",
+        bucket=args.bucket.bucket.id,
+        queues=[entry],
+        # S3 sends a test event when the configuration is saved: the queue policy must exist.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[queue_access]),
+    )
+    return NotifiedQueue(queue=queue, dead_letter_queue=dead_letter_queue)
+
+
+def queue_trigger(
+    resource_name: str,
+    queue: aws.sqs.Queue,
+    function: aws.lambda_.Function,
+    maximum_concurrency: int,
+    role_policy: pulumi.Resource,
+    parent: pulumi.Resource,
+) -> aws.lambda_.EventSourceMapping:
+    """The function's event source mapping from its queue, with partial batch failures."""
+    return aws.lambda_.EventSourceMapping(
+        resource_name,
+        event_source_arn=queue.arn,
+        function_name=function.arn,
+        batch_size=BATCH_SIZE,
+        maximum_batching_window_in_seconds=BATCH_WINDOW_SECONDS,
+        # Only the failed records of a batch return to the queue.
+        function_response_types=["ReportBatchItemFailures"],
+        # Never more pollers than reserved instances: excess invocations would be throttled.
+        scaling_config={"maximum_concurrency": maximum_concurrency},
+        # Lambda checks at creation that the role may receive from the queue.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[role_policy]),
+    )
+
+
+def encrypted_queue(
     resource_name: str,
     queue_name: str,
     key: aws.kms.Key,
@@ -595,7 +620,7 @@ def _encrypted_queue(
     )
 
 
-def _tls_only_queue_policy(
+def tls_only_queue_policy(
     resource_name: str, queue: aws.sqs.Queue, account: Account, opts: pulumi.ResourceOptions
 ) -> aws.sqs.QueuePolicy:
     return aws.sqs.QueuePolicy(
@@ -625,3 +650,119 @@ def _ingest_environment(
     if args.sop_classes:
         variables[env.SOP_CLASSES] = ",".join(args.sop_classes)
     return variables
+
+
+def function_code(source_root: Path | None = None) -> pulumi.AssetArchive:
+    """The functions' code archive: every file of lambdas/ (see infra/packaging.py)."""
+    return pulumi.AssetArchive(
+        {
+            path: pulumi.FileAsset(str(file))
+            for path, file in packaging.lambda_sources(source_root or packaging.REPO).items()
+        }
+    )
+
+
+@dataclass(frozen=True)
+class VpcFunctionArgs:
+    """One function of the stack: its code, settings, role policy and where it runs."""
+
+    account: Account
+    physical_name: str
+    spec: FunctionSpec
+    code: pulumi.Archive
+    layer_arn: pulumi.Input[str]
+    environment: Mapping[str, pulumi.Input[str]]
+    # The role's whole identity policy (JSON), built from the function's log group.
+    role_policy: Callable[[aws.cloudwatch.LogGroup], pulumi.Input[str]]
+    data_key: aws.kms.Key
+    logs_key: aws.kms.Key
+    log_retention_days: int
+    permissions_boundary: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    ephemeral_storage_mb: int
+    reserved_concurrency: int
+
+
+@dataclass(frozen=True)
+class VpcFunction:
+    """What :func:`vpc_function` made."""
+
+    function: aws.lambda_.Function
+    role: aws.iam.Role
+    role_policy: aws.iam.RolePolicy
+    log_group: aws.cloudwatch.LogGroup
+
+
+def vpc_function(
+    resource_name: str, args: VpcFunctionArgs, *, parent: pulumi.Resource
+) -> VpcFunction:
+    """The one way the stack makes a function: in the app tier, its own role and log group.
+
+    Children ``<resource_name>-logs``, ``-role``, ``-policy``, ``-vpc-access`` and the function
+    ``<resource_name>``; the role (named like the function) carries the permissions boundary.
+    """
+    child = pulumi.ResourceOptions(parent=parent)
+    physical = args.physical_name
+    log_group = encrypted_log_group(
+        f"{resource_name}-logs",
+        group_name=f"/aws/lambda/{physical}",
+        logs_key=args.logs_key,
+        retention_days=args.log_retention_days,
+        opts=child,
+    )
+    role = aws.iam.Role(
+        f"{resource_name}-role",
+        name=physical,
+        description=f"Execution role of the {physical} function",
+        permissions_boundary=args.permissions_boundary,
+        assume_role_policy=json.dumps(service_trust_policy("lambda.amazonaws.com", args.account)),
+        opts=child,
+    )
+    role_policy = aws.iam.RolePolicy(
+        f"{resource_name}-policy",
+        role=role.id,
+        policy=args.role_policy(log_group),
+        opts=child,
+    )
+    # AWS's managed document for the network interfaces of a VPC function: the EC2 actions accept
+    # no resource scoping, so it is the role's one "*" resource (it also repeats the basic
+    # log-write actions on "*"). It is AWS's document, not ours.
+    vpc_access = aws.iam.RolePolicyAttachment(
+        f"{resource_name}-vpc-access",
+        role=role.name,
+        policy_arn=f"arn:{args.account.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
+        opts=child,
+    )
+    spec = args.spec
+    function = aws.lambda_.Function(
+        resource_name,
+        name=physical,
+        description=spec.description,
+        role=role.arn,
+        runtime=packaging.LAMBDA_RUNTIME,
+        architectures=[packaging.LAMBDA_ARCHITECTURE],
+        handler=spec.handler,
+        code=args.code,
+        layers=[args.layer_arn],
+        timeout=spec.timeout_seconds,
+        memory_size=spec.memory_mb,
+        ephemeral_storage={"size": args.ephemeral_storage_mb},
+        reserved_concurrent_executions=args.reserved_concurrency,
+        environment={"variables": {"POWERTOOLS_SERVICE_NAME": spec.service, **args.environment}},
+        # The stack's key, not Lambda's AWS-managed one: its policy names who may read.
+        kms_key_arn=args.data_key.arn,
+        vpc_config={
+            "subnet_ids": list(args.subnet_ids),
+            "security_group_ids": [args.security_group_id],
+        },
+        logging_config={
+            "log_format": "JSON",
+            "log_group": log_group.name,
+            "application_log_level": "INFO",
+            "system_log_level": "WARN",
+        },
+        # Lambda checks at creation that the role may manage the function's ENIs.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[vpc_access, role_policy, log_group]),
+    )
+    return VpcFunction(function=function, role=role, role_policy=role_policy, log_group=log_group)

@@ -85,9 +85,19 @@ PURPOSES: dict[str, KeyPurpose] = {
         # who create the secrets also set their values (through Secrets Manager only).
         deployed_via_services=("ecr", "secretsmanager"),
     ),
+    "linkage": KeyPurpose(
+        "Re-identification linkage: the originals behind research pseudonyms (encrypted directly)",
+        "SYMMETRIC_DEFAULT",
+        "ENCRYPT_DECRYPT",
+        # No KeyUseByStackRoles: its users are split by half (infra/iam_documents.py,
+        # linkage_key_statements): the research function encrypts, the reidentification role
+        # decrypts.
+    ),
 }
 # Made only when the stack has an edge (a configured client trust source).
 EDGE_PURPOSES: frozenset[str] = frozenset({"edge"})
+# Made only with researchLinkage.
+LINKAGE_PURPOSES: frozenset[str] = frozenset({"linkage"})
 
 
 @dataclass(frozen=True)

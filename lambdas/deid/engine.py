@@ -26,10 +26,15 @@ of the table (:mod:`lambdas.deid.profile`, conditional actions resolved by ``pro
   low byte) is on ``safe_private``; the creators of kept private elements are kept.
 - Group length elements (gggg,0000) are dropped (retired, and recomputed by writers if needed).
 
-Not implemented yet: Clean Pixel Data (and Clean Recognizable Visual Features). Objects that may
-show burned-in text are therefore refused with :class:`DeidError` ``burned-in-annotation``:
-Burned In Annotation = YES, and every object of the SOP classes / modalities that usually carry
-it (:data:`BURNED_IN_SOP_CLASSES`, :data:`BURNED_IN_MODALITIES`), whatever that attribute says.
+Burned-in text: objects that may show it are refused with :class:`DeidError`
+``burned-in-annotation``: Burned In Annotation = YES, and every object of the SOP classes /
+modalities that usually carry it (:data:`BURNED_IN_SOP_CLASSES`, :data:`BURNED_IN_MODALITIES`),
+whatever that attribute says -- unless Clean Pixel Data (:mod:`lambdas.deid.pixels`) applies: when
+one of ``pixel_rules`` matches the object (device and geometry) its rectangles are blanked in the
+output's native Pixel Data, and the object is released with Burned In Annotation ``NO`` and CID
+7050 code 113101 "Clean Pixel Data Option" in the method attributes. Compressed Pixel Data is
+refused (``pixel-data-compressed``), as are layouts it cannot redact (``pixel-data-unsupported``).
+Clean Recognizable Visual Features is not implemented.
 
 Exceptions and logs never carry values from the data set (tags and codes only).
 """
@@ -40,6 +45,7 @@ import copy
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR
@@ -60,10 +66,16 @@ from lambdas.deid.profile import (
     resolve,
 )
 
+if TYPE_CHECKING:
+    from lambdas.deid.pixels import RedactionRule
+
 # Stable error codes (quarantine reasons, audit events, `pacs-kit deid`). Never rename.
 ERRORS: dict[str, str] = {
-    "burned-in-annotation": "the pixel data may show burned-in text and Clean Pixel Data is "
-    "not implemented",
+    "burned-in-annotation": "the pixel data may show burned-in text and no Clean Pixel Data "
+    "rule applies to it",
+    "pixel-data-compressed": "Clean Pixel Data needs native pixel data: decompressing needs "
+    "codecs the Lambda layer does not carry",
+    "pixel-data-unsupported": "Clean Pixel Data cannot redact this native pixel data layout",
     "not-dicom": "the input is not a DICOM data set",
     "unsupported": "the data set cannot be de-identified (an element could not be decoded)",
 }
@@ -143,6 +155,8 @@ _PATIENT_NAME = 0x00100010
 _ISSUER = 0x00100021
 _SOP_INSTANCE_UID = 0x00080018
 _PRIVATE_ROW = "(GGGG"
+# CID 7050: the option lambdas.deid.pixels implements.
+CLEAN_PIXEL_DATA_CODE = ("113101", "Clean Pixel Data Option")
 
 
 def _pattern(tag: str) -> tuple[int, int]:
@@ -158,17 +172,21 @@ class Deidentifier:
 
     ``safe_private`` lists the private elements Retain Safe Private may keep, as
     (private creator, element low byte), e.g. ``("SIEMENS CSA HEADER", 0x08)``.
+    ``pixel_rules`` (keyword only) are the Clean Pixel Data rules for objects that would
+    otherwise be refused as burned-in (:mod:`lambdas.deid.pixels`); none by default.
     """
 
     keyer: Keyer
     options: frozenset[Option] = frozenset()
     safe_private: frozenset[tuple[str, int]] = frozenset()
+    pixel_rules: tuple[RedactionRule, ...] = field(default=(), kw_only=True)
     _exact: dict[int, str] = field(init=False, repr=False)
     _patterns: list[tuple[int, int, str]] = field(init=False, repr=False)
     _private_action: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.options = options_from(self.options)
+        self.pixel_rules = tuple(self.pixel_rules)
         self._exact, self._patterns, self._private_action = {}, [], "X"
         for rule in profile(self.options):
             action = resolve(rule.action)
@@ -185,7 +203,7 @@ class Deidentifier:
         """A new, de-identified copy of ``ds``; DeidError when it must not be released."""
         if not isinstance(ds, Dataset):
             raise DeidError("not-dicom")
-        _refuse_burned_in(ds)
+        clean = self._pixel_cleaning(ds)
         run = _Run(self, ds)
         try:
             out = run.dataset(ds, scrub=None)
@@ -194,8 +212,37 @@ class Deidentifier:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             # The original message may quote a value: keep only its type.
             raise DeidError("unsupported", f"{type(exc).__name__} while processing") from None
-        run.finish(ds, out)
+        run.finish(ds, out, cleaned_pixels=clean is not None)
+        if clean is not None:
+            from lambdas.deid.pixels import redact
+
+            rule, little_endian = clean
+            try:
+                redact(out, rule, little_endian=little_endian)  # the output's copy, never ``ds``
+            except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+                if isinstance(exc, DeidError):
+                    raise
+                raise DeidError(
+                    "unsupported", f"{type(exc).__name__} in Clean Pixel Data"
+                ) from None
+            out.BurnedInAnnotation = "NO"
         return out
+
+    def _pixel_cleaning(self, ds: Dataset) -> tuple[RedactionRule, bool] | None:
+        """None for an object without burned-in risk, else the Clean Pixel Data rule to apply
+        and the Pixel Data byte order; DeidError when the object must be refused."""
+        try:
+            _refuse_burned_in(ds)
+        except DeidError as refusal:
+            refused = refusal
+        else:
+            return None
+        from lambdas.deid.pixels import match_rule, native_byte_order
+
+        rule = match_rule(ds, self.pixel_rules)
+        if rule is None:
+            raise refused
+        return rule, native_byte_order(ds)  # refuses compressed data before any work
 
     # --- used by _Run -------------------------------------------------------------------------
 
@@ -382,17 +429,19 @@ class _Run:
 
     # --- the de-identification record -----------------------------------------------------
 
-    def finish(self, src: Dataset, out: Dataset) -> None:
+    def finish(self, src: Dataset, out: Dataset, *, cleaned_pixels: bool = False) -> None:
         """Patient pseudonyms, the method attributes, and the File Meta."""
         out.PatientID = self.pseudo_id
         out.PatientName = "PSEUDO^" + self.pseudo_id
         out.PatientIdentityRemoved = "YES"
         chosen = [o for o in Option if o in self.options]
+        codes = [BASIC_PROFILE_CODE, *((o.code, o.meaning) for o in chosen)]
+        if cleaned_pixels:
+            codes.append(CLEAN_PIXEL_DATA_CODE)
         out.DeidentificationMethod = [
             "DICOM PS3.15 E.1 Basic Application Confidentiality Profile",
-            *(o.meaning for o in chosen),
+            *(meaning for _, meaning in codes[1:]),
         ]
-        codes = [BASIC_PROFILE_CODE, *((o.code, o.meaning) for o in chosen)]
         items = []
         for value, meaning in codes:
             item = Dataset()

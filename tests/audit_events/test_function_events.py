@@ -1,9 +1,10 @@
-"""What the ingest and verify functions log, against docs/audit-events.md: the real handlers
-against moto, every line their Powertools loggers write, through every outcome."""
+"""What the ingest, verify and research-copy functions log, against docs/audit-events.md: the real
+handlers against moto, every line their Powertools loggers write, through every outcome."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.audit_events import INGEST, VERIFY
+from lambdas import settings as env
+from lambdas.audit_events import INGEST, RESEARCH, VERIFY
+from lambdas.manifest import archive_key
 from tests.audit_events.capture import assert_all_emitted, assert_conform, assert_no_phi, parse
 from tests.lambdas.conftest import (
     CREDENTIALS,
@@ -21,9 +24,11 @@ from tests.lambdas.conftest import (
     FakeContext,
     Stack,
     deliver,
+    deliver_research,
     install_stack,
     put_inbox,
     receive,
+    s3_client,
 )
 from tests.lambdas.factory import HOSTILE, PATIENT_ID, PATIENT_NAME, ct, encode
 
@@ -52,12 +57,14 @@ class _Messages(logging.Handler):
 def captured() -> Iterator[dict[str, list[str]]]:
     """Lines per function, from one moto stack taken through every outcome."""
     import lambdas.ingest as ingest
+    import lambdas.research as research
     import lambdas.verify as verify
 
-    streams = {"ingest": io.StringIO(), "verify": io.StringIO()}
+    streams = {"ingest": io.StringIO(), "verify": io.StringIO(), "research": io.StringIO()}
     handlers = {
         "ingest": ingest.logger.registered_handler,
         "verify": verify.logger.registered_handler,
+        "research": research.logger.registered_handler,
     }
     other, root = _Messages(), logging.getLogger()
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -65,6 +72,8 @@ def captured() -> Iterator[dict[str, list[str]]]:
             monkeypatch.setenv(name, value)
         with mock_aws():
             stack = install_stack(monkeypatch)
+            monkeypatch.setenv(env.RESEARCH_PROJECTS, json.dumps([RESEARCH_PROJECT]))
+            monkeypatch.setenv(env.LINKAGE_TABLE, stack.linkage_table)
             previous = {n: h.setStream(streams[n]) for n, h in handlers.items()}  # type: ignore[attr-defined]
             level = root.level
             root.setLevel(logging.INFO)
@@ -72,6 +81,7 @@ def captured() -> Iterator[dict[str, list[str]]]:
             try:
                 _ingest_every_outcome(stack)
                 _verify_every_outcome(stack, verify.handler)
+                _research_every_outcome(stack)
             finally:
                 root.removeHandler(other)
                 root.setLevel(level)
@@ -80,6 +90,7 @@ def captured() -> Iterator[dict[str, list[str]]]:
     yield {
         "ingest": streams["ingest"].getvalue().splitlines(),
         "verify": streams["verify"].getvalue().splitlines(),
+        "research": streams["research"].getvalue().splitlines(),
         "other": other.lines,
     }
 
@@ -101,6 +112,30 @@ def _ingest_every_outcome(stack: Stack) -> None:
     sqs = boto3.client("sqs", region_name=REGION)
     sqs.send_message(QueueUrl=stack.queue_url, MessageBody="not an s3 event")
     assert len(deliver(stack, receive(stack))) == 1  # failed
+
+
+RESEARCH_PROJECT = {
+    "name": "ct-study",
+    "match": {"Modality": ["CT"]},
+    "options": ["clean-descriptors"],
+}
+
+
+def _research_every_outcome(stack: Stack) -> None:
+    # ARCHIVED is in the archive already (its instance and sidecar events wait on the research
+    # queue): copied. Straight into the archive, not through ingest (whose events are counted
+    # above): a burned-in CT (held) and a PET (not routed).
+    s3 = s3_client()
+    for ds in (ct(BurnedInAnnotation="YES"), ct(Modality="PT")):
+        key = archive_key(
+            str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID), str(ds.SOPInstanceUID)
+        )
+        s3.put_object(Bucket=stack.archive, Key=key, Body=encode(ds), ChecksumAlgorithm="SHA256")
+    messages = receive(stack, queue_url=stack.research_queue_url)
+    assert deliver_research(stack, messages) == []
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=stack.research_queue_url, MessageBody="not an s3 event")
+    assert len(deliver_research(stack, receive(stack, queue_url=stack.research_queue_url))) == 1
 
 
 def _verify_every_outcome(stack: Stack, handler: Any) -> None:
@@ -135,8 +170,28 @@ def test_every_documented_verify_event_is_logged(captured: dict[str, list[str]])
     assert_all_emitted(VERIFY, parse(captured["verify"]))
 
 
-def test_no_line_of_either_function_carries_patient_data(captured: dict[str, list[str]]) -> None:
-    assert_no_phi(captured["ingest"] + captured["verify"] + captured["other"])
+def test_every_research_line_is_a_documented_event(captured: dict[str, list[str]]) -> None:
+    assert_conform(RESEARCH, parse(captured["research"]))
+
+
+def test_every_documented_research_event_is_logged(captured: dict[str, list[str]]) -> None:
+    assert_all_emitted(RESEARCH, parse(captured["research"]))
+
+
+def test_no_line_of_any_function_carries_patient_data(captured: dict[str, list[str]]) -> None:
+    lines = captured["ingest"] + captured["verify"] + captured["research"] + captured["other"]
+    assert_no_phi(lines)
+
+
+def test_research_logs_one_event_per_instance_and_project(captured: dict[str, list[str]]) -> None:
+    events = parse(captured["research"])
+    messages = sorted(e["message"] for e in events)
+    assert messages == ["failed", "research-copied", "research-held", "research-not-routed"]
+    [copied] = [e for e in events if e["message"] == "research-copied"]
+    assert copied["sop_instance_uid"] == str(ARCHIVED.SOPInstanceUID)
+    assert copied["options"] == ["clean-descriptors"] and copied["linked"] is True
+    [held] = [e for e in events if e["message"] == "research-held"]
+    assert held["reason"] == "burned-in-annotation"
 
 
 def test_one_event_per_object_and_one_per_failed_record(captured: dict[str, list[str]]) -> None:

@@ -82,6 +82,12 @@ def _cut_off_mid_body(port: int, headers: dict[str, str]) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
+def _reset_before_the_request(port: int) -> None:
+    """Connect and reset without sending anything (a load balancer's aborted probe)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 @pytest.fixture(scope="module")
 def live_lines(
     start_gateway: Callable[..., Gateway],
@@ -109,6 +115,7 @@ def live_lines(
     broken_body = b"--{B}\r\nContent-Type: application/dicom\r\n\r\nDICM"
     assert _stow(lenient.http_port, alb, body=broken_body) == 400
     _cut_off_mid_body(lenient.http_port, alb)
+    _reset_before_the_request(lenient.http_port)
     assert lenient.stop() == 0
 
     # An inbox that does not exist: every write fails; and a production-mode refusal.

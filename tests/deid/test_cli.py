@@ -9,8 +9,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
 
+from lambdas.deid.engine import Deidentifier
 from pacs_kit.cli import main
+from tests.deid.test_pixels import BANNER, Layout, assert_cleaned, ultrasound
 
 
 @pytest.fixture
@@ -72,3 +75,97 @@ def test_profile_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"tag": "(0010,0010)", "keyword": "PatientName", "action": "Z"} in doc
     assert {"tag": "(0008,0018)", "keyword": "SOPInstanceUID", "action": "K"} in doc
     assert all(list(row) == ["tag", "keyword", "action"] for row in doc)
+
+
+# --- --verify and --pixel-rules ------------------------------------------------------------------
+
+
+def test_verify_passes_a_normal_run(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]
+    assert main([*args[:1], "--option", "retain-long-modified-dates", *args[1:]]) == 0
+    assert [p.name for p in out.iterdir()] == ["ct.dcm"]
+    assert "deidentified" in capsys.readouterr().out
+
+
+def test_verify_fails_a_leaking_engine_and_removes_its_output(
+    tmp_path: Path,
+    key_file: Path,
+    ct: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    honest = Deidentifier.deidentify
+
+    def leaky(self: Deidentifier, ds: Dataset) -> Dataset:
+        out = honest(self, ds)
+        out.PatientName = ds.PatientName  # the bug --verify exists for
+        return out
+
+    monkeypatch.setattr(Deidentifier, "deidentify", leaky)
+    out = tmp_path / "out"
+    name = str(pydicom.dcmread(ct).PatientName)
+    assert main(["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 1
+    assert list(out.iterdir()) == [], "no output (and no temporary) is left behind"
+    printed = capsys.readouterr().out
+    assert f"{ct}: value-retained (0010,0010)" in printed.splitlines()
+    assert "verification-failed" in printed
+    assert name not in printed, "findings never quote a value"
+    # Without --verify the (broken) behaviour is unchanged: the output is written.
+    assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 0
+    assert [p.name for p in out.iterdir()] == ["ct.dcm"]
+
+
+def _us_file(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "us.dcm"
+    path.parent.mkdir(exist_ok=True)
+    ultrasound(Layout(samples=3, planar=1, frames=2)).save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_pixel_rules_release_a_cleaned_ultrasound(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    us = _us_file(tmp_path)
+    out = tmp_path / "out"
+    base = ["deid", "--verify", "--key-file", str(key_file), "--out", str(out)]
+    assert main([*base, str(us)]) == 1
+    assert "burned-in-annotation" in capsys.readouterr().out
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"manufacturer": "acme medical", "rectangles": [BANNER]}]))
+    assert main([*base, "--pixel-rules", str(rules), str(us)]) == 0
+    written = pydicom.dcmread(out / "us.dcm")
+    assert written.BurnedInAnnotation == "NO"
+    assert "113101" in [i.CodeValue for i in written.DeidentificationMethodCodeSequence]
+    assert_cleaned(Layout(samples=3, planar=1, frames=2), written.PixelData)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [('[{"rectangles": []}]', "pixel rule 0: rectangles"), (None, "cannot read")],
+)
+def test_bad_pixel_rules_exit_2(
+    tmp_path: Path,
+    key_file: Path,
+    ct: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    message: str,
+) -> None:
+    rules = tmp_path / "rules.json"
+    if content is not None:
+        rules.write_text(content)
+    args = ["deid", "--pixel-rules", str(rules), "--key-file", str(key_file)]
+    assert main([*args, "--out", str(tmp_path / "o"), str(ct)]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_documents_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["deid", "--help"])
+    text = capsys.readouterr().out
+    assert "--verify" in text
+    assert "--pixel-rules" in text

@@ -125,7 +125,7 @@ def test_burned_in_annotation_is_refused(modality: str) -> None:
     ds.Modality = modality
     with pytest.raises(DeidError):
         deid(ds)
-    ds.BurnedInAnnotation = "NO"  # not trusted for these modalities (no Clean Pixel Data yet)
+    ds.BurnedInAnnotation = "NO"  # not trusted for these modalities (no pixel rule given)
     with pytest.raises(DeidError):
         deid(ds)
     ct = ct_small()

@@ -182,6 +182,34 @@ def test_identity_policies_are_clean(plan: ProgramRun, kind: tuple[str, str]) ->
             assert not analysed.findings, f"{resource.name}: {analysed.findings}"
 
 
+RESEARCH_DOCUMENTS = {
+    "research-research-role",
+    "research-research-policy",
+    "research-reidentification",
+    "research-reidentification-policy",
+    "research-queue-policy",
+    "research-dlq-policy",
+    "keys-linkage",
+    "keys-archive",
+    "keys-pseudonym",
+}
+
+
+def test_the_research_documents_have_no_unexplained_findings(research_plan: ProgramRun) -> None:
+    # Research copies with linkage exist only with researchProjects: linted on that stack.
+    found = [(r, prop) for r, prop in documents(research_plan) if r.name in RESEARCH_DOCUMENTS]
+    assert {r.name for r, _ in found} == RESEARCH_DOCUMENTS
+    problems: list[str] = []
+    for resource, prop in found:
+        accepted = ACCEPTED[(resource.type, prop)]
+        analysed: Any = parliament.analyze_policy_string(for_parliament(resource.inputs[prop]))
+        for finding in analysed.findings:
+            must_mention, _why = accepted.get(finding.issue, ("\0", ""))
+            if must_mention not in str(finding.detail):
+                problems.append(f"{resource.name}.{prop}: {finding.issue} {finding.detail}")
+    assert not problems, "\n".join(problems)
+
+
 def test_siem_delivery_role_with_a_push_destination_is_clean() -> None:
     # The dev stack ships to a pull bucket; an http or splunk stream also reads its secret.
     document = siem_delivery_role_policy(

@@ -67,6 +67,13 @@ class Stack:
     pseudonym_key: str
     index_table: str
     idempotency_table: str
+    # The research-copy function: the archive notifies its queue; linkage is off unless a test
+    # sets PACS_LINKAGE_TABLE to linkage_table.
+    derived: str = ""
+    research_queue_url: str = ""
+    research_queue_arn: str = ""
+    linkage_table: str = ""
+    linkage_key: str = ""
     environment: dict[str, str] = field(default_factory=dict)
 
 
@@ -86,14 +93,27 @@ def _bucket(s3: Any, purpose: str, *, lock: tuple[str, int] | None) -> str:
     return name
 
 
-def _table(dynamodb: Any, name: str, key: str) -> str:
+def _table(dynamodb: Any, name: str, key: str, sort_key: str | None = None) -> str:
+    keys = [key] if sort_key is None else [key, sort_key]
     dynamodb.create_table(
         TableName=name,
-        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
+        KeySchema=[
+            {"AttributeName": k, "KeyType": "HASH" if i == 0 else "RANGE"}
+            for i, k in enumerate(keys)
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
     return name
+
+
+def _drain_test_events(sqs: Any, queue_url: str) -> None:
+    """S3 sends an s3:TestEvent when a notification is configured; the functions skip it."""
+    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        assert "s3:TestEvent" in message["Body"]
+        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def create_stack() -> Stack:
@@ -114,6 +134,10 @@ def create_stack() -> Stack:
         },
     )["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    research_url = sqs.create_queue(
+        QueueName=f"{PREFIX}-research", Attributes={"VisibilityTimeout": "300"}
+    )["QueueUrl"]
+    research_arn = sqs.get_queue_attributes(QueueUrl=research_url, AttributeNames=["QueueArn"])
     stack = Stack(
         inbox=_bucket(s3, "inbox", lock=None),
         archive=_bucket(s3, "archive", lock=("COMPLIANCE", 1)),
@@ -126,19 +150,21 @@ def create_stack() -> Stack:
         pseudonym_key=pseudonym_key["KeyMetadata"]["Arn"],
         index_table=_table(dynamodb, f"{PREFIX}-index", "sop_instance_uid"),
         idempotency_table=_table(dynamodb, f"{PREFIX}-idempotency", "id"),
+        derived=_bucket(s3, "derived", lock=None),
+        research_queue_url=research_url,
+        research_queue_arn=research_arn["Attributes"]["QueueArn"],
+        linkage_table=_table(dynamodb, f"{PREFIX}-linkage", "deid_sop_instance_uid", "project"),
+        linkage_key=kms.create_key(Description="linkage")["KeyMetadata"]["Arn"],
     )
-    s3.put_bucket_notification_configuration(
-        Bucket=stack.inbox,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": stack.queue_arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
-    # S3 sends an s3:TestEvent when the notification is configured; the function skips it.
-    for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-        "Messages", []
-    ):
-        assert "s3:TestEvent" in message["Body"]
-        sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    for bucket, arn in ((stack.inbox, stack.queue_arn), (stack.archive, stack.research_queue_arn)):
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+    _drain_test_events(sqs, queue_url)
+    _drain_test_events(sqs, research_url)
     stack.environment = {
         env.ARCHIVE_BUCKET: stack.archive,
         env.QUARANTINE_BUCKET: stack.quarantine,
@@ -147,6 +173,8 @@ def create_stack() -> Stack:
         env.PSEUDONYM_KEY_ARN: stack.pseudonym_key,
         env.INDEX_TABLE: stack.index_table,
         env.IDEMPOTENCY_TABLE: stack.idempotency_table,
+        env.DERIVED_BUCKET: stack.derived,
+        env.LINKAGE_KEY_ARN: stack.linkage_key,
         "POWERTOOLS_SERVICE_NAME": "pacs-ingest",
     }
     return stack
@@ -185,6 +213,9 @@ def install_stack(monkeypatch: pytest.MonkeyPatch) -> Stack:
         return runtime
 
     monkeypatch.setattr(ingest.Runtime, "from_environment", classmethod(from_environment))
+    import lambdas.research as research
+
+    monkeypatch.setattr(research, "_runtime", None)
     return created
 
 
@@ -226,13 +257,15 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     }
 
 
-def receive(stack: Stack, sqs: Any | None = None) -> list[dict[str, Any]]:
+def receive(
+    stack: Stack, sqs: Any | None = None, *, queue_url: str | None = None
+) -> list[dict[str, Any]]:
     """Everything visible on the queue now (received messages stay invisible until handled)."""
     sqs = sqs or boto3.client("sqs", region_name=REGION)
     messages: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(
-            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            QueueUrl=queue_url or stack.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
         ).get("Messages", [])
         if not batch:
             return messages
@@ -247,16 +280,43 @@ def deliver(stack: Stack, messages: list[dict[str, Any]], sqs: Any | None = None
     """
     from lambdas.ingest import handler
 
+    return _run(handler, FakeContext(), stack.queue_url, stack.queue_arn, messages, sqs)
+
+
+RESEARCH_CONTEXT = FakeContext(
+    function_name=f"{PREFIX}-research",
+    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{PREFIX}-research",
+)
+
+
+def deliver_research(
+    stack: Stack, messages: list[dict[str, Any]], sqs: Any | None = None
+) -> list[str]:
+    """``deliver`` for the research-copy function and its queue (the archive's notifications)."""
+    from lambdas.research import handler
+
+    queue = stack.research_queue_url
+    return _run(handler, RESEARCH_CONTEXT, queue, stack.research_queue_arn, messages, sqs)
+
+
+def _run(
+    handler: Any,
+    context: FakeContext,
+    queue_url: str,
+    queue_arn: str,
+    messages: list[dict[str, Any]],
+    sqs: Any | None,
+) -> list[str]:
     sqs = sqs or boto3.client("sqs", region_name=REGION)
-    response = handler(sqs_event(messages, stack.queue_arn), FakeContext())
+    response = handler(sqs_event(messages, queue_arn), context)
     failed = [f["itemIdentifier"] for f in response["batchItemFailures"]]
     for m in messages:
         if m["MessageId"] in failed:
             sqs.change_message_visibility(
-                QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
             )
         else:
-            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return failed
 
 

@@ -56,3 +56,11 @@ def test_the_pack_configuration_can_allow_the_sandbox_emulator(
     assert {f.urn.rsplit("::", 1)[-1] for f in refused} == {"primary", "dr"}
     config = {policy: {"allowLoopbackEndpoints": True}}
     assert judge(document, policy, config=config).findings == []
+
+
+def test_research_copies_with_linkage_pass_the_pack(
+    research_plan: ProgramRun, judge: Judge
+) -> None:
+    # researchProjects and researchLinkage are not insecure options: the whole pack admits them.
+    report = judge(plan_document(research_plan))
+    assert report.findings == [], [(f.policy, f.urn) for f in report.findings]

@@ -1,0 +1,327 @@
+"""The research-copy function against moto: archived instances → de-identified copies in derived.
+
+Instances reach the archive through the real ingest function; the archive's notifications (the
+instance and its signed sidecar) reach the research queue as in the stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from typing import Any
+
+import boto3
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from lambdas import settings as env
+from lambdas.research_copy import is_instance_key, review_key
+from lambdas.settings import ResearchSettings, SettingsError, parse_research_projects
+from tests.lambdas.conftest import (
+    REGION,
+    Stack,
+    deliver,
+    deliver_research,
+    put_inbox,
+    receive,
+    s3_client,
+)
+from tests.lambdas.factory import PATIENT_ID, PHI_STRINGS, ct, encode
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+LUNG_CT = {
+    "name": "lung-ct",
+    "match": {"Modality": ["ct"], "BodyPartExamined": ["CHEST", "lung"]},
+    "options": ["retain-long-modified-dates"],
+}
+BRAIN_MR = {"name": "brain-mr", "match": {"Modality": ["MR"]}}
+
+
+@pytest.fixture
+def research(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The stack with two projects configured and linkage off (the default)."""
+    monkeypatch.setenv(env.RESEARCH_PROJECTS, json.dumps([LUNG_CT, BRAIN_MR]))
+    return stack
+
+
+@pytest.fixture
+def linked(research: Stack, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    monkeypatch.setenv(env.LINKAGE_TABLE, research.linkage_table)
+    return research
+
+
+def chest_ct(**changes: object) -> Dataset:
+    return ct(BodyPartExamined="Chest", **changes)
+
+
+def archive(stack: Stack, *datasets: Dataset) -> list[dict[str, Any]]:
+    """Ingest ``datasets``; the research queue's messages that their archiving produced."""
+    for i, ds in enumerate(datasets):
+        put_inbox(stack, f"incoming/{i}.dcm", encode(ds))
+    assert deliver(stack, receive(stack)) == [], "ingest failed a record"
+    return receive(stack, queue_url=stack.research_queue_url)
+
+
+def derived_versions(stack: Stack) -> list[dict[str, Any]]:
+    listed = s3_client().list_object_versions(Bucket=stack.derived)
+    return list(listed.get("Versions", []))
+
+
+def review_versions(stack: Stack) -> list[dict[str, Any]]:
+    listed = s3_client().list_object_versions(Bucket=stack.quarantine, Prefix="research-review/")
+    return list(listed.get("Versions", []))
+
+
+def archived_key(ds: Dataset) -> str:
+    return (
+        f"studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}.dcm"
+    )
+
+
+def linkage_items(stack: Stack) -> list[dict[str, Any]]:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    return list(dynamodb.scan(TableName=stack.linkage_table)["Items"])
+
+
+def test_a_matching_ct_lands_deidentified_in_the_projects_prefix(research: Stack) -> None:
+    source = chest_ct()
+    assert deliver_research(research, archive(research, source)) == []
+
+    [copy] = derived_versions(research)
+    key = copy["Key"]
+    prefix, _, rest = key.partition("/studies/")
+    assert prefix == "derived/lung-ct", f"derived key {key} is not under the project's prefix"
+    s3 = s3_client()
+    obj = s3.get_object(Bucket=research.derived, Key=key, ChecksumMode="ENABLED")
+    data = obj["Body"].read()
+    for phi in (*PHI_STRINGS, str(source.SOPInstanceUID), str(source.StudyInstanceUID)):
+        assert phi.encode() not in data, f"derived object {key} carries {phi!r}"
+    out = pydicom.dcmread(io.BytesIO(data))
+    assert out.PatientIdentityRemoved == "YES"
+    uids = (out.StudyInstanceUID, out.SeriesInstanceUID, out.SOPInstanceUID)
+    assert all(str(u).startswith("2.25.") for u in uids), uids
+    assert rest == f"{uids[0]}/series/{uids[1]}/instances/{uids[2]}.dcm"
+    assert out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    assert out.LongitudinalTemporalInformationModified == "MODIFIED"  # the project's option
+    assert obj["ServerSideEncryption"] == "aws:kms" and obj["SSEKMSKeyId"] == research.data_key
+    assert obj["ContentType"] == "application/dicom"
+    assert obj["ChecksumSHA256"], f"derived object {key} has no SHA-256 checksum"
+    archived = s3.head_object(Bucket=research.archive, Key=archived_key(source))
+    assert obj["Metadata"] == {
+        "project": "lung-ct",
+        "archive-version-id": archived["VersionId"],
+    }
+
+
+def test_an_instance_no_rule_matches_is_not_copied(research: Stack) -> None:
+    # A CT without BodyPartExamined (a keyword absent from the data set never matches); a PET.
+    unmatched = ct()
+    assert "BodyPartExamined" not in unmatched
+    pet = ct(Modality="PT", BodyPartExamined="CHEST")
+    assert deliver_research(research, archive(research, unmatched, pet)) == []
+    assert derived_versions(research) == [], "an unrouted instance was copied"
+    assert review_versions(research) == []
+
+
+def test_every_matching_project_gets_its_copy(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every_ct = {"name": "all-ct", "match": {"Modality": ["CT"]}}
+    monkeypatch.setenv(env.RESEARCH_PROJECTS, json.dumps([LUNG_CT, every_ct]))
+    assert deliver_research(stack, archive(stack, chest_ct())) == []
+    projects = sorted(v["Key"].split("/")[1] for v in derived_versions(stack))
+    assert projects == ["all-ct", "lung-ct"]
+
+
+def test_a_burned_in_instance_leaves_only_a_review_record(research: Stack) -> None:
+    source = chest_ct(BurnedInAnnotation="YES")
+    assert deliver_research(research, archive(research, source)) == []
+
+    assert derived_versions(research) == [], "an instance with burned-in text reached derived"
+    [record] = review_versions(research)
+    key = archived_key(source)
+    assert record["Key"] == review_key("lung-ct", key)
+    assert (
+        record["Key"] == f"research-review/lung-ct/{hashlib.sha256(key.encode()).hexdigest()}.json"
+    )
+    s3 = s3_client()
+    obj = s3.get_object(Bucket=research.quarantine, Key=record["Key"])
+    archived = s3.head_object(Bucket=research.archive, Key=key)
+    assert json.loads(obj["Body"].read()) == {
+        "project": "lung-ct",
+        "reason": "burned-in-annotation",
+        "archive_key": key,
+        "archive_version_id": archived["VersionId"],
+    }
+    assert obj["ServerSideEncryption"] == "aws:kms" and obj["SSEKMSKeyId"] == research.data_key
+
+
+def test_a_redelivered_message_has_one_effect(research: Stack) -> None:
+    messages = archive(research, chest_ct(), chest_ct(BurnedInAnnotation="YES"))
+    assert deliver_research(research, messages) == []
+    sqs = boto3.client("sqs", region_name=REGION)
+    for m in messages:  # at-least-once delivery: the same notifications again
+        sqs.send_message(QueueUrl=research.research_queue_url, MessageBody=m["Body"])
+    assert (
+        deliver_research(research, receive(research, queue_url=research.research_queue_url)) == []
+    )
+    assert len(derived_versions(research)) == 1, "a redelivered message wrote another copy"
+    assert len(review_versions(research)) == 1, "a redelivered message wrote another record"
+
+
+def test_a_retry_idempotency_does_not_catch_writes_nothing_new(linked: Stack) -> None:
+    # A crash after the writes, before the idempotency record completes: the record is retried.
+    messages = archive(linked, chest_ct(), chest_ct(BurnedInAnnotation="YES"))
+    assert deliver_research(linked, messages) == []
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    for item in dynamodb.scan(TableName=linked.idempotency_table)["Items"]:
+        dynamodb.delete_item(TableName=linked.idempotency_table, Key={"id": item["id"]})
+    sqs = boto3.client("sqs", region_name=REGION)
+    for m in messages:
+        sqs.send_message(QueueUrl=linked.research_queue_url, MessageBody=m["Body"])
+    assert deliver_research(linked, receive(linked, queue_url=linked.research_queue_url)) == []
+    assert len(derived_versions(linked)) == 1, "a retried record wrote another copy"
+    assert len(review_versions(linked)) == 1, "a retried record wrote another review record"
+    assert len(linkage_items(linked)) == 1
+
+
+def test_linkage_off_writes_no_linkage_record(research: Stack) -> None:
+    assert deliver_research(research, archive(research, chest_ct())) == []
+    assert len(derived_versions(research)) == 1
+    assert linkage_items(research) == [], "linkage is off, yet the linkage table was written"
+
+
+def test_linkage_on_stores_the_original_identifiers_encrypted(linked: Stack) -> None:
+    source = chest_ct(IssuerOfPatientID="HOSPITAL-A")
+    assert deliver_research(linked, archive(linked, source)) == []
+
+    [copy] = derived_versions(linked)
+    deid_sop = copy["Key"].rsplit("/", 1)[1].removesuffix(".dcm")
+    [item] = linkage_items(linked)
+    assert item["project"] == {"S": "lung-ct"}
+    assert item["deid_sop_instance_uid"] == {"S": deid_sop}
+    assert PATIENT_ID.encode() not in item["ciphertext"]["B"]
+    kms = boto3.client("kms", region_name=REGION)
+    plaintext = kms.decrypt(
+        CiphertextBlob=item["ciphertext"]["B"],
+        KeyId=linked.linkage_key,
+        EncryptionContext={"project": "lung-ct", "deid_sop_instance_uid": deid_sop},
+    )["Plaintext"]
+    assert json.loads(plaintext) == {
+        "patient_id": PATIENT_ID,
+        "issuer_of_patient_id": "HOSPITAL-A",
+        "study_instance_uid": str(source.StudyInstanceUID),
+        "series_instance_uid": str(source.SeriesInstanceUID),
+        "sop_instance_uid": str(source.SOPInstanceUID),
+    }
+
+
+def test_sidecars_and_test_events_are_ignored(research: Stack) -> None:
+    messages = archive(research, chest_ct())
+    keys = [r["s3"]["object"]["key"] for m in messages for r in json.loads(m["Body"])["Records"]]
+    assert any(k.endswith(".manifest.json") for k in keys), "no sidecar event to ignore"
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(
+        QueueUrl=research.research_queue_url, MessageBody=json.dumps({"Event": "s3:TestEvent"})
+    )
+    messages += receive(research, queue_url=research.research_queue_url)
+    assert deliver_research(research, messages) == []
+    [copy] = derived_versions(research)
+    assert copy["Key"].endswith(".dcm")
+    assert not is_instance_key("studies/1/series/2/instances/3.dcm.manifest.json")
+    assert is_instance_key("studies/1/series/2/instances/3.dcm")
+
+
+def test_a_message_that_is_no_s3_event_fails_alone(research: Stack) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    sqs.send_message(QueueUrl=research.research_queue_url, MessageBody="not an s3 event")
+    messages = receive(research, queue_url=research.research_queue_url)
+    assert len(deliver_research(research, messages)) == 1
+
+
+# --- the environment contract ---------------------------------------------------------------
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {
+        env.ARCHIVE_BUCKET: "archive",
+        env.DERIVED_BUCKET: "derived",
+        env.QUARANTINE_BUCKET: "quarantine",
+        env.DATA_KEY_ARN: "arn:data",
+        env.PSEUDONYM_KEY_ARN: "arn:hmac",
+        env.IDEMPOTENCY_TABLE: "idempotency",
+        **extra,
+    }
+
+
+def test_settings_default_to_no_projects_and_linkage_off() -> None:
+    settings = ResearchSettings.from_env(_env())
+    assert settings.projects == () and not settings.linkage and settings.linkage_key_arn == ""
+
+
+def test_settings_parse_a_project() -> None:
+    raw = json.dumps(
+        [{**LUNG_CT, "options": ["clean-descriptors", "retain-safe-private"],
+          "safePrivate": ["GEMS_ACQU_01:0x1b", "SIEMENS CSA HEADER:1010"]}]
+    )  # fmt: skip
+    [project] = parse_research_projects(raw)
+    assert project.name == "lung-ct"
+    assert dict(project.match) == {
+        "Modality": frozenset({"ct"}),
+        "BodyPartExamined": frozenset({"chest", "lung"}),
+    }
+    assert project.options == ("retain-safe-private", "clean-descriptors")
+    assert project.safe_private == {("GEMS_ACQU_01", 0x1B), ("SIEMENS CSA HEADER", 0x10)}
+
+
+def test_linkage_needs_its_key() -> None:
+    with pytest.raises(SettingsError, match=env.LINKAGE_KEY_ARN):
+        ResearchSettings.from_env(_env(**{env.LINKAGE_TABLE: "linkage"}))
+    settings = ResearchSettings.from_env(
+        _env(**{env.LINKAGE_TABLE: "linkage", env.LINKAGE_KEY_ARN: "arn:linkage"})
+    )
+    assert settings.linkage and settings.linkage_key_arn == "arn:linkage"
+
+
+@pytest.mark.parametrize(
+    "project",
+    [
+        {"name": "Lung", "match": {"Modality": ["CT"]}},
+        {"name": "x", "match": {"Modality": ["CT"]}},
+        {"name": "lung", "match": {}},
+        {"name": "lung", "match": {"Modality": []}},
+        {"name": "lung", "match": {"Modality": "CT"}},
+        {"name": "lung", "match": {"not a keyword": ["CT"]}},
+        {"name": "lung", "match": {"Modality": ["CT"]}, "options": ["retain-everything"]},
+        {
+            "name": "lung",
+            "match": {"Modality": ["CT"]},
+            "options": ["retain-long-full-dates", "retain-long-modified-dates"],
+        },
+        {"name": "lung", "match": {"Modality": ["CT"]}, "safePrivate": ["no-element"]},
+        {"name": "lung", "match": {"Modality": ["CT"]}, "route": "all"},
+    ],
+)
+def test_malformed_projects_are_refused(project: dict[str, Any]) -> None:
+    with pytest.raises(SettingsError):
+        parse_research_projects(json.dumps([project]))
+
+
+def test_project_names_are_unique() -> None:
+    with pytest.raises(SettingsError, match="unique"):
+        parse_research_projects(json.dumps([BRAIN_MR, BRAIN_MR]))
+
+
+def test_an_unknown_dicom_keyword_stops_the_function_at_start(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = {"name": "typo", "match": {"Modallity": ["CT"]}}
+    monkeypatch.setenv(env.RESEARCH_PROJECTS, json.dumps([project]))
+    from lambdas.research import Runtime
+
+    with pytest.raises(SettingsError, match="Modallity"):
+        Runtime.from_environment()
