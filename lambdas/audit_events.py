@@ -503,27 +503,13 @@ RESEARCH = Emitter(
             "research-copied",
             "INFO",
             "an archived instance matched a project's rule and its de-identified copy is in the "
-            "derived bucket (with its linkage record first, when linkage is on)",
+            "derived bucket (with its linkage record first, when linkage is on); the source side "
+            "only: no de-identified UID or derived key (the linkage table alone maps copy to "
+            "source)",
             (
                 _PROJECT,
                 _ARCHIVED_UID,
                 Field("archive_version_id", "version-id", "the archived version read"),
-                Field(
-                    "deid_sop_instance_uid",
-                    "uid",
-                    "SOP Instance UID of the copy (`2.25.<keyed>`, the original with retain-uids)",
-                ),
-                Field(
-                    "derived_key",
-                    "s3-key",
-                    "`derived/<project>/studies/<study>/series/<series>/instances/<sop>.dcm`, "
-                    "de-identified UIDs",
-                ),
-                Field(
-                    "derived_version_id",
-                    "version-id",
-                    "the copy's version (the existing one when a retry finds the same bytes)",
-                ),
                 Field(
                     "options[]",
                     "code",

@@ -42,19 +42,26 @@ class Runtime:
         clients = Clients.from_session()
         copier = ResearchCopier(settings, s3=clients.s3, kms=clients.kms, dynamodb=clients.dynamodb)
 
-        def research_copy(source: dict[str, Any]) -> list[dict[str, Any]]:
+        def research_copy(source: dict[str, Any]) -> dict[str, int]:
             events = [e.as_dict() for e in copier.process(Source(**source))]
             for event in events:
                 # UIDs, keys, codes and project names only (docs/audit-events.md).
                 fields = {k: v for k, v in event.items() if k != "message"}
                 log = getattr(logger, _LEVELS.get(event["message"], "info"))
                 log(event["message"], extra=fields)
-            return events
+            # The idempotency record (a table shared with ingest) keeps counts only: no UID, no key.
+            return _summary(events)
 
         config, once = idempotent(
             research_copy, table_name=settings.idempotency_table, dynamodb=clients.dynamodb
         )
         return cls(copier=copier, idempotency=config, process=once)
+
+
+def _summary(events: list[dict[str, Any]]) -> dict[str, int]:
+    """What the idempotent function returns: how many copies and holds, nothing identifying."""
+    messages = [e["message"] for e in events]
+    return {"copies": messages.count("research-copied"), "held": messages.count("research-held")}
 
 
 _runtime: Runtime | None = None
@@ -67,7 +74,7 @@ def runtime() -> Runtime:
     return _runtime
 
 
-def record_handler(record: SQSRecord) -> list[list[dict[str, Any]]]:
+def record_handler(record: SQSRecord) -> list[dict[str, int]]:
     # As in ingest: logs the ``failed`` audit event (class name only) when the record raises.
     return process_record(record, runtime().process, logger)
 

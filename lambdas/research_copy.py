@@ -206,23 +206,23 @@ class ResearchCopier:
         if self.settings.linkage:
             self._link(project.name, deid_sop, original)
             linked = True
-        version = self._put_once(
+        # Only the project: no metadata may point back to the identified archive object.
+        self._put_once(
             self.settings.derived_bucket,
             key,
             spool,
             digest,
             content_type="application/dicom",
-            metadata={"project": project.name, "archive-version-id": source.version_id or "null"},
+            metadata={"project": project.name},
         )
+        # The source side only: a de-identified identifier next to the source UID would map the
+        # copy back to the patient outside the linkage table (which only re-identification reads).
         return Event(
             "research-copied",
             {
                 "project": project.name,
                 "sop_instance_uid": loggable_uid(str(original.get("SOPInstanceUID", "") or "")),
                 "archive_version_id": source.version_id,
-                "deid_sop_instance_uid": loggable_uid(deid_sop),
-                "derived_key": key,
-                "derived_version_id": version,
                 "options": list(project.options),
                 "linked": linked,
             },

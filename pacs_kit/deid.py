@@ -1,11 +1,13 @@
 """``pacs-kit deid``: de-identify DICOM files offline with the functions' engine (issue #8).
 
 ``pacs-kit deid --key-file K [--option NAME]... [--safe-private CREATOR:ELEMENT]...
-[--pixel-rules FILE] [--verify] --out DIR FILE...`` writes one output per input under DIR with the
-input's base name. Each output is written to a temporary file in DIR and renamed into place, so DIR
-never holds a half-written file. One line per input: ``deidentified IN -> OUT`` or
-``refused IN <code>`` (stable codes of :data:`lambdas.deid.engine.ERRORS`; never a value from the
-file).
+[--pixel-rules FILE] [--verify] --out DIR FILE...`` writes one output per input under DIR, named
+``<de-identified SOPInstanceUID>.dcm`` (never the input's name, which may carry identifiers, e.g.
+``DOE_JOHN_MRN123.dcm``). Each output is written to a temporary file in DIR and renamed into place,
+so DIR never holds a half-written file. One line per input: ``deidentified IN -> OUT`` (the only
+record of which output came from which input) or ``refused IN <code>`` (stable codes of
+:data:`lambdas.deid.engine.ERRORS`, or ``duplicate`` for an input whose output another input of the
+run already wrote; never a value from the file). DIR must not be the directory of an input.
 
 ``--pixel-rules FILE``: a JSON list of Clean Pixel Data rules (:mod:`lambdas.deid.pixels`); objects
 otherwise refused as burned-in are released when one matches and its rectangles were blanked.
@@ -21,7 +23,7 @@ PS3.15 Table E.1-1, in table order; with ``--json`` exactly
 
 Exit 0 when every input was de-identified (and verified), 1 when any was refused or failed
 verification, 2 on usage errors (missing or short key file, unknown option, malformed
---safe-private, unreadable or invalid --pixel-rules, two inputs with one base name).
+--safe-private, unreadable or invalid --pixel-rules, --out the directory of an input).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -40,6 +43,9 @@ from typing import Any
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 PROFILE_WORD = "profile"
 VERIFICATION_FAILED = "verification-failed"
+DUPLICATE = "duplicate"
+# A de-identified SOP Instance UID, used as a file name: digits and dots only.
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def add_command(commands: Any) -> None:
@@ -95,7 +101,13 @@ def add_command(commands: Any) -> None:
         "UIDs, identity flags) before keeping it; a finding fails that input (exit 1), removes "
         "its output and is printed as `IN: code tag`",
     )
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output directory (not an input's): outputs are named <de-identified "
+        "SOPInstanceUID>.dcm",
+    )
     parser.add_argument("--json", action="store_true", help="with `profile`: JSON output")
     parser.set_defaults(handler=run)
 
@@ -195,19 +207,23 @@ def run_deid(args: argparse.Namespace) -> int:
 
         check = functools.partial(verify, options=options, safe_private=safe_private)
     inputs = [Path(f) for f in args.files]
-    names = [p.name for p in inputs]
-    if len(set(names)) != len(names):
-        return _usage("two inputs share a base name: their outputs would overwrite each other")
+    out_dir = args.out.resolve()
+    if any(p.resolve().parent == out_dir for p in inputs):
+        return _usage("--out is the directory of an input: choose a separate output directory")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return _usage(f"cannot create {args.out}: {exc.strerror}")
     refused = 0
+    written: set[Path] = set()
     for path in inputs:
         findings: list[Any] = []
-        code = deidentify_file(engine, path, args.out / path.name, check=check, findings=findings)
-        if code is None:
-            _out(f"deidentified  {path} -> {args.out / path.name}")
+        code, target = deidentify_file(
+            engine, path, args.out, check=check, findings=findings, taken=written
+        )
+        if code is None and target is not None:
+            written.add(target)
+            _out(f"deidentified  {path} -> {target}")
         else:
             refused += 1
             _out(f"refused  {path}  {code}")
@@ -225,15 +241,26 @@ def load_pixel_rules(path: Path | None) -> tuple[Any, ...]:
     return load_rules(path.read_text(encoding="utf-8"))
 
 
+def output_name(out: Any) -> str | None:
+    """``<de-identified SOPInstanceUID>.dcm``; None when the UID is no safe file name."""
+    uid = str(out.get("SOPInstanceUID", "") or "").strip()
+    return f"{uid}.dcm" if _UID.fullmatch(uid) and len(uid) <= 64 else None
+
+
 def deidentify_file(
     engine: Any,
     source: Path,
-    target: Path,
+    out_dir: Path,
     *,
     check: Callable[[Any, Any], list[Any]] | None = None,
     findings: list[Any] | None = None,
-) -> str | None:
-    """De-identify one file into ``target`` atomically; the refusal code, or None when written.
+    taken: set[Path] | None = None,
+) -> tuple[str | None, Path | None]:
+    """De-identify one file atomically into ``out_dir``, named after its de-identified SOP
+    Instance UID: (None, the output) when written, else (the refusal code, None).
+
+    An output already in ``taken`` (written by an earlier input of the run) is not overwritten:
+    ``duplicate``.
 
     With ``check`` (``verify``-like: original and output data sets -> findings), the written
     temporary file is read back and checked before the rename; on any finding it is removed,
@@ -247,14 +274,20 @@ def deidentify_file(
     try:
         ds = pydicom.dcmread(source)
     except (InvalidDicomError, OSError, EOFError):
-        return "not-dicom"
+        return "not-dicom", None
     except (ValueError, TypeError, KeyError, AttributeError):
-        return "unsupported"
+        return "unsupported", None
     try:
         out = engine.deidentify(ds)
     except DeidError as exc:
-        return exc.code
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        return exc.code, None
+    name = output_name(out)
+    if name is None:
+        return "unsupported", None
+    target = out_dir / name
+    if taken is not None and target in taken:
+        return DUPLICATE, None
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".deid.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as fh:
             out.save_as(fh, enforce_file_format=True)
@@ -267,10 +300,10 @@ def deidentify_file(
                 Path(tmp).unlink()
                 if findings is not None:
                     findings.extend(found)
-                return VERIFICATION_FAILED
+                return VERIFICATION_FAILED, None
         Path(tmp).replace(target)
     except (OSError, ValueError, TypeError, AttributeError, KeyError, InvalidDicomError):
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
-        return "unsupported"
-    return None
+        return "unsupported", None
+    return None, target

@@ -26,6 +26,14 @@ of the table (:mod:`lambdas.deid.profile`, conditional actions resolved by ``pro
   low byte) is on ``safe_private``; the creators of kept private elements are kept.
 - Group length elements (gggg,0000) are dropped (retired, and recomputed by writers if needed).
 
+Beyond the table (PS3.15 allows a stricter profile): a public element with no row is kept, except
+that a person name (VR PN) is emptied (``Z``) and a date (VR DA/DT) is removed (``X``) unless Retain
+Long Full Dates keeps it or Retain Long Modified Dates shifts it (as listed dates are); and every
+free-text element (LO, SH, ST, LT, UT, UC) of the overlay and curve groups 60xx/50xx is removed
+(the table lists only Overlay Data/Comments and Curve Data), e.g. Overlay Description and Label.
+Date shifting moves every date of a DA/DT range (``A-B``, ``A-``, ``-B``); a value it cannot parse
+becomes a dummy. Dictionary VRs of implicit VR input such as ``OB or OW`` count as binary.
+
 Burned-in text: objects that may show it are refused with :class:`DeidError`
 ``burned-in-annotation``: Burned In Annotation = YES, and every object of the SOP classes /
 modalities that usually carry it (:data:`BURNED_IN_SOP_CLASSES`, :data:`BURNED_IN_MODALITIES`),
@@ -43,6 +51,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -148,6 +157,10 @@ DUMMY: dict[str, object] = {
 TEXT_VRS = frozenset({"PN", "LO", "SH", "ST", "LT", "UT", "UC", "AE", "UR"})
 DATE_VRS = frozenset({"DA", "DT"})
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
+# Free text removed from the overlay/curve groups 60xx/50xx (beyond the table, module doc).
+GRAPHICS_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+_DA_PART = r"\d{8}"
+_DT_PART = r"\d{4,14}(?:\.\d{1,6})?(?:[+-]\d{4})?"
 MAX_DATE_SHIFT_DAYS = 3650
 
 _PATIENT_ID = 0x00100020
@@ -294,6 +307,20 @@ class _Run:
         text = str(value).strip()
         if not text:
             return text
+        part = _DT_PART if vr == "DT" else _DA_PART
+        if re.fullmatch(part, text):
+            return self.shifted_one(vr, text)
+        match = re.fullmatch(f"({part})?-({part})?", text)
+        if match is None or not (match.group(1) or match.group(2)):
+            return str(DUMMY[vr])
+        dummy = str(DUMMY[vr])
+        ends = [self.shifted_one(vr, end) if end else "" for end in match.groups()]
+        if any(end == dummy for end in ends):
+            return dummy
+        return "-".join(ends)
+
+    def shifted_one(self, vr: str, text: str) -> str:
+        """One DA/DT value (no range) moved back; a dummy if its date does not parse."""
         try:
             day = datetime.date(int(text[0:4]), int(text[4:6]), int(text[6:8]))
         except ValueError:
@@ -353,6 +380,14 @@ class _Run:
         if action == "X":
             return
         vr = _vr(raw, tag)
+        if action is None:  # no row: stricter than the table for names, dates, graphics text
+            if vr in GRAPHICS_TEXT_VRS and (tag >> 16) & 0xFF00 in (0x5000, 0x6000):
+                return
+            if vr == "PN":
+                dst.add_new(tag, vr, None)
+                return
+            if vr in DATE_VRS and not (self.keep_dates or self.shift_dates):
+                return
         if action is None or action == "K" or (action == "U" and vr == "SQ"):
             self.copy(src, dst, raw, tag, scrub, kept=action == "K")
         elif action == "Z":
@@ -410,13 +445,15 @@ class _Run:
         elif mode == "C":
             if vr in TEXT_VRS:
                 dst.add_new(tag, vr, CLEANED if vr != "UR" else "")
-            elif vr in BINARY_VRS:
+            elif _binary(vr):
                 return  # a bitmap or curve cannot be inspected: removed
             else:  # CS, numbers, TM: coded or measured values, not identifying
                 dst[tag] = copy.deepcopy(src[tag])
         elif vr in DUMMY:
             dst.add_new(tag, vr, DUMMY[vr])
         else:  # binary: a zero value of the VR's minimum length
+            if vr not in BINARY_VRS:  # an ambiguous dictionary VR ("OB or OW")
+                vr = "OW" if "OW" in vr else "OB"
             dst.add_new(tag, vr, b"\0\0\0\0" if vr in {"OF", "OL"} else b"\0\0")
 
     @staticmethod
@@ -500,3 +537,9 @@ def _vr(raw: DataElement | RawDataElement, tag: BaseTag) -> str:
         return str(dictionary_VR(tag))
     except KeyError:
         return "UN"
+
+
+def _binary(vr: str) -> bool:
+    """Bulk binary, including the ambiguous dictionary VRs of implicit VR input (``OB or OW``,
+    ``US or SS or OW``)."""
+    return vr in BINARY_VRS or "OB" in vr or "OW" in vr

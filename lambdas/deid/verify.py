@@ -8,6 +8,9 @@ two data sets, so an engine bug shows up as a finding instead of being trusted. 
   recursively; a removed/emptied sequence must not keep any of its original items);
 - ``private-tag``: a private element whose (creator, element) is not on the safe-private
   allow-list (which only counts with the Retain Safe Private option);
+- ``name-retained``: a person name (VR PN) of the output equals a person name of the input at the
+  same tag path, unless it is the engine's pseudonym (``PSEUDO^...``): whatever the table says
+  (the engine empties names it has no row for);
 - ``uid-retained``: a UID the profile replaces appears anywhere in the output;
 - ``uid-inconsistent`` / ``uid-collision``: one original UID became two output UIDs, or two
   original UIDs became one;
@@ -48,6 +51,7 @@ UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 PATIENT_IDENTITY_REMOVED = 0x00120062
 METHOD_CODE_SEQUENCE = 0x00120064
 DCIODVFY = "dciodvfy"
+PSEUDONYM_PREFIX = "PSEUDO^"
 
 # A safe-private entry names the private creator and the element's low byte, as the engine's
 # allow-list does: ("SIEMENS CSA HEADER", 0x08) allows (gggg,xx08) in that creator's block.
@@ -167,6 +171,7 @@ def verify(
     allowed = safe_private if Option.RETAIN_SAFE_PRIVATE in chosen else frozenset()
     findings: list[Finding] = []
     findings += _retained_values(original, output, actions)
+    findings += _names(original, output)
     findings += _private_tags(output, allowed)
     findings += _uids(original, output, actions)
     findings += _identity_flags(output)
@@ -197,6 +202,24 @@ def _retained_values(original: Dataset, output: Dataset, actions: _Actions) -> l
             findings.append(
                 Finding("value-retained", path, f"{name} kept its original value (action {action})")
             )
+    return findings
+
+
+def _names(original: Dataset, output: Dataset) -> list[Finding]:
+    names: dict[str, set[Any]] = defaultdict(set)
+    for path, elem in _with_meta(original):
+        if elem.VR == "PN" and not _empty(elem.value):
+            names[path].add(_key(elem.value))
+    findings = []
+    for path, elem in _with_meta(output):
+        if elem.VR != "PN" or _empty(elem.value) or path not in names:
+            continue
+        value = _key(elem.value)
+        values = value if isinstance(value, tuple) else (value,)
+        if all(str(v).startswith(PSEUDONYM_PREFIX) for v in values):
+            continue
+        if value in names[path]:
+            findings.append(Finding("name-retained", path, "a person name kept its original value"))
     return findings
 
 

@@ -190,6 +190,9 @@ def test_research_logs_one_event_per_instance_and_project(captured: dict[str, li
     [copied] = [e for e in events if e["message"] == "research-copied"]
     assert copied["sop_instance_uid"] == str(ARCHIVED.SOPInstanceUID)
     assert copied["options"] == ["clean-descriptors"] and copied["linked"] is True
+    # The source side only: no de-identified UID or derived key pairs the copy with its source.
+    assert set(copied) & {"deid_sop_instance_uid", "derived_key", "derived_version_id"} == set()
+    assert "2.25." not in json.dumps(copied) and "derived/" not in json.dumps(copied)
     [held] = [e for e in events if e["message"] == "research-held"]
     assert held["reason"] == "burned-in-annotation"
 

@@ -31,11 +31,54 @@ def ct(tmp_path: Path) -> Path:
     return path
 
 
-def test_deid_writes_one_output_per_input(tmp_path: Path, key_file: Path, ct: Path) -> None:
+def only_output(out: Path) -> Path:
+    """The one file in ``out`` (no temporary left), named after its de-identified SOP UID."""
+    [path] = list(out.iterdir())
+    assert path.name == f"{pydicom.dcmread(path).SOPInstanceUID}.dcm", path.name
+    assert path.name.startswith("2.25."), path.name
+    return path
+
+
+def test_deid_writes_one_output_per_input(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "out"
     assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 0
-    assert [p.name for p in out.iterdir()] == ["ct.dcm"], "one output, no temporary left"
-    assert pydicom.dcmread(out / "ct.dcm").PatientIdentityRemoved == "YES"
+    written = only_output(out)
+    assert pydicom.dcmread(written).PatientIdentityRemoved == "YES"
+    assert f"{ct} -> {out / written.name}" in capsys.readouterr().out
+
+
+def test_deid_output_names_carry_nothing_of_the_input_name(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = ct.with_name("DOE_JOHN_MRN123.dcm")
+    ct.rename(named)
+    out = tmp_path / "out"
+    assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(named)]) == 0
+    written = only_output(out)
+    assert "DOE" not in written.name and "MRN123" not in written.name
+    assert f"{named} -> {out / written.name}" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_deid_refuses_an_out_that_is_an_inputs_directory(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["deid", "--key-file", str(key_file), "--out", str(ct.parent), str(ct)]) == 2
+    assert "--out" in capsys.readouterr().err
+    assert [p.name for p in ct.parent.iterdir()] == ["ct.dcm"], "nothing written next to it"
+
+
+def test_deid_a_second_input_with_the_same_uid_is_not_overwritten(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twin = tmp_path / "other" / "ct.dcm"
+    twin.parent.mkdir()
+    shutil.copyfile(ct, twin)
+    out = tmp_path / "out"
+    assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(ct), str(twin)]) == 1
+    only_output(out)
+    assert f"refused  {twin}  duplicate" in capsys.readouterr().out
 
 
 def test_deid_refuses_a_non_dicom_input_with_exit_1(
@@ -46,7 +89,7 @@ def test_deid_refuses_a_non_dicom_input_with_exit_1(
     out = tmp_path / "out"
     assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(ct), str(junk)]) == 1
     assert "not-dicom" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["ct.dcm"]
+    only_output(out)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +129,7 @@ def test_verify_passes_a_normal_run(
     out = tmp_path / "out"
     args = ["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]
     assert main([*args[:1], "--option", "retain-long-modified-dates", *args[1:]]) == 0
-    assert [p.name for p in out.iterdir()] == ["ct.dcm"]
+    only_output(out)
     assert "deidentified" in capsys.readouterr().out
 
 
@@ -115,7 +158,7 @@ def test_verify_fails_a_leaking_engine_and_removes_its_output(
     assert name not in printed, "findings never quote a value"
     # Without --verify the (broken) behaviour is unchanged: the output is written.
     assert main(["deid", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 0
-    assert [p.name for p in out.iterdir()] == ["ct.dcm"]
+    only_output(out)
 
 
 def _us_file(tmp_path: Path) -> Path:
@@ -136,7 +179,7 @@ def test_pixel_rules_release_a_cleaned_ultrasound(
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([{"manufacturer": "acme medical", "rectangles": [BANNER]}]))
     assert main([*base, "--pixel-rules", str(rules), str(us)]) == 0
-    written = pydicom.dcmread(out / "us.dcm")
+    written = pydicom.dcmread(only_output(out))
     assert written.BurnedInAnnotation == "NO"
     assert "113101" in [i.CodeValue for i in written.DeidentificationMethodCodeSequence]
     assert_cleaned(Layout(samples=3, planar=1, frames=2), written.PixelData)

@@ -7,8 +7,9 @@ import io
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ImplicitVRLittleEndian
 
 from lambdas.deid.engine import Deidentifier, DeidError
 from lambdas.deid.keys import LocalKeyer
@@ -213,3 +214,74 @@ def test_conditional_actions_resolve_conservatively() -> None:
 def test_short_key_is_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         LocalKeyer(b"short")
+
+
+def _written(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_unlisted_names_are_emptied_and_unlisted_dates_removed() -> None:
+    original = ct_small()
+    original.add_new(0x00140104, "PN", "PHISECONDREVIEWER")  # SecondaryReviewerName
+    original.add_new(0x00142006, "PN", "PHIEVALUATOR")  # EvaluatorName
+    original.add_new(0x0008041F, "DT", "19870319080000")  # StudyUpdateDateTime
+    out = deid(original)
+    data = _written(out)
+    for planted in (b"PHISECONDREVIEWER", b"PHIEVALUATOR", b"19870319"):
+        assert planted not in data
+    assert 0x00142006 in out and not out[0x00142006].value, "a name with no row becomes Z"
+    assert 0x0008041F not in out, "a date with no row is removed"
+    kept = deid(original, options=frozenset({Option.RETAIN_LONG_FULL_DATES}))
+    assert kept[0x0008041F].value == "19870319080000"
+    shifted = deid(original, options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES}))
+    assert b"19870319" not in _written(shifted)
+    assert len(shifted[0x0008041F].value) == 14
+
+
+def test_overlay_and_curve_text_is_removed() -> None:
+    original = ct_small()
+    original.add_new(0x60000022, "LO", "PHIOVERLAYDESC")  # OverlayDescription
+    original.add_new(0x60001500, "LO", "PHIOVERLAYLABEL")  # OverlayLabel
+    original.add_new(0x50002500, "LO", "PHICURVELABEL")  # CurveLabel
+    data = _written(deid(original))
+    for planted in (b"PHIOVERLAYDESC", b"PHIOVERLAYLABEL", b"PHICURVELABEL"):
+        assert planted not in data
+
+
+def test_clean_graphics_removes_bitmaps_of_implicit_vr_input() -> None:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    ds.SOPInstanceUID = "1.2.3.9"
+    ds.Modality = "CT"
+    ds.PatientID = "X"
+    ds.add_new(0x60000010, "US", 2)
+    ds.add_new(0x60000011, "US", 8)
+    ds.add_new(0x60003000, "OW", b"PHIOVERLAYBITS!!")
+    ds.add_new(0x50003000, "OW", b"PHICURVEDATA!!!!")
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta = meta
+    source = pydicom.dcmread(io.BytesIO(_written(ds)))
+    assert source.get_item(0x60003000).VR is None, "implicit VR: the engine sees 'OB or OW'"
+    for options in (frozenset(), frozenset({Option.CLEAN_GRAPHICS})):
+        data = _written(deid(source, options=options))
+        assert b"PHIOVERLAYBITS" not in data
+        assert b"PHICURVEDATA" not in data
+
+
+def test_modified_dates_shift_both_ends_of_a_range() -> None:
+    original = ct_small()
+    original.add_new(0x00400244, "DA", "20200101-20200131")  # PerformedProcedureStepStartDate
+    original.add_new(0x0040A032, "DT", "20200101-20200131")  # ObservationDateTime
+    original.StudyDate = "20200101"
+    out = deid(original, options=frozenset({Option.RETAIN_LONG_MODIFIED_DATES}))
+    study = pydicom.valuerep.DA(out.StudyDate)
+    for tag in (0x00400244, 0x0040A032):
+        start, end = str(out[tag].value).split("-")
+        assert start == out.StudyDate
+        assert (pydicom.valuerep.DA(end[:8]) - study).days == 30
+    assert b"20200131" not in _written(out)

@@ -79,6 +79,12 @@ def _collide(original: Dataset, output: Dataset) -> None:
     output.SeriesInstanceUID = output.StudyInstanceUID
 
 
+def _unlisted_name_copied_back(original: Dataset, output: Dataset) -> None:
+    # (0014,2006) EvaluatorName has no row in Table E.1-1: the engine empties it anyway
+    original.add_new(0x00142006, "PN", "Evaluator^Eve")
+    output.add_new(0x00142006, "PN", "Evaluator^Eve")
+
+
 def _delete(keyword: str) -> Callable[[Dataset, Dataset], None]:
     def mutate(original: Dataset, output: Dataset) -> None:
         delattr(output, keyword)
@@ -103,6 +109,10 @@ BROKEN: dict[str, tuple[Callable[[Dataset, Dataset], None], tuple[str, str]]] = 
     "other-ids-copied-back": (
         _set("OtherPatientIDsSequence", lambda o: copy.deepcopy(o.OtherPatientIDsSequence)),
         ("value-retained", "(0010,1002)"),
+    ),
+    "unlisted-name-copied-back": (
+        _unlisted_name_copied_back,
+        ("name-retained", "(0014,2006)"),
     ),
     "private-tag-reinserted": (_reinsert_private, ("private-tag", "(0009,1001)")),
     "original-study-uid-left": (

@@ -111,10 +111,9 @@ def test_a_matching_ct_lands_deidentified_in_the_projects_prefix(research: Stack
     assert obj["ContentType"] == "application/dicom"
     assert obj["ChecksumSHA256"], f"derived object {key} has no SHA-256 checksum"
     archived = s3.head_object(Bucket=research.archive, Key=archived_key(source))
-    assert obj["Metadata"] == {
-        "project": "lung-ct",
-        "archive-version-id": archived["VersionId"],
-    }
+    # Only the project: no pointer back to the identified archive object.
+    assert obj["Metadata"] == {"project": "lung-ct"}
+    assert archived["VersionId"] not in json.dumps(obj["Metadata"])
 
 
 def test_an_instance_no_rule_matches_is_not_copied(research: Stack) -> None:
@@ -171,6 +170,25 @@ def test_a_redelivered_message_has_one_effect(research: Stack) -> None:
     )
     assert len(derived_versions(research)) == 1, "a redelivered message wrote another copy"
     assert len(review_versions(research)) == 1, "a redelivered message wrote another record"
+
+
+def test_the_idempotency_record_maps_no_source_to_a_copy(linked: Stack) -> None:
+    # The table is shared with ingest: a de-identified UID or derived key next to the source's
+    # would be a re-identification map outside the linkage table.
+    source = chest_ct()
+    assert (
+        deliver_research(linked, archive(linked, source, chest_ct(BurnedInAnnotation="YES"))) == []
+    )
+    [copy] = derived_versions(linked)
+    deid_sop = copy["Key"].rsplit("/", 1)[1].removesuffix(".dcm")
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    items = dynamodb.scan(TableName=linked.idempotency_table)["Items"]
+    assert items, "no idempotency record was written"
+    stored = json.dumps(items)
+    for leak in ("2.25.", "derived/", deid_sop, "research-review/"):
+        assert leak not in stored, f"the idempotency table holds {leak!r}"
+    results = [json.loads(i["data"]["S"]) for i in items if "data" in i]
+    assert {"copies": 1, "held": 0} in results and {"copies": 0, "held": 1} in results
 
 
 def test_a_retry_idempotency_does_not_catch_writes_nothing_new(linked: Stack) -> None:
