@@ -3,7 +3,8 @@
 For one archived object version (:class:`lambdas.pipeline.Source`): read it once (streamed into a
 spool: memory, then a temporary file), and for every project whose rule matches
 (:class:`lambdas.settings.ResearchProject`) apply the de-identification engine
-(:class:`lambdas.deid.engine.Deidentifier`, keyed with the stack's HMAC KMS key) and write the copy
+(:class:`lambdas.deid.engine.Deidentifier`, keyed with the stack's HMAC KMS key, the project's
+name as its domain so projects' copies cannot be joined on pseudonyms or UIDs) and write the copy
 to ``derived/<project>/studies/<study>/series/<series>/instances/<sop>.dcm`` (de-identified UIDs).
 An instance the engine refuses (:class:`DeidError`, e.g. ``burned-in-annotation``) leaves only a
 review record in quarantine: the identified image never leaves the archive.
@@ -152,6 +153,8 @@ class ResearchCopier:
                 keyer=keyer,
                 options=options_from(project.options),
                 safe_private=project.safe_private,
+                # Per-project pseudonyms and UIDs: two projects' copies cannot be joined.
+                domain=project.name,
             )
             try:
                 out = engine.deidentify(ds)

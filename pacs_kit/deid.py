@@ -1,6 +1,6 @@
 """``pacs-kit deid``: de-identify DICOM files offline with the functions' engine (issue #8).
 
-``pacs-kit deid --key-file K [--option NAME]... [--safe-private CREATOR:ELEMENT]...
+``pacs-kit deid --key-file K [--domain NAME] [--option NAME]... [--safe-private CREATOR:ELEMENT]...
 [--pixel-rules FILE] [--verify] --out DIR FILE...`` writes one output per input under DIR, named
 ``<de-identified SOPInstanceUID>.dcm`` (never the input's name, which may carry identifiers, e.g.
 ``DOE_JOHN_MRN123.dcm``). Each output is written to a temporary file in DIR and renamed into place,
@@ -8,6 +8,9 @@ so DIR never holds a half-written file. One line per input: ``deidentified IN ->
 record of which output came from which input) or ``refused IN <code>`` (stable codes of
 :data:`lambdas.deid.engine.ERRORS`, or ``duplicate`` for an input whose output another input of the
 run already wrote; never a value from the file). DIR must not be the directory of an input.
+
+``--domain NAME``: the recipient or project; pseudonyms and UIDs differ between domains, so data
+sets de-identified under different domains cannot be joined (default empty: no domain).
 
 ``--pixel-rules FILE``: a JSON list of Clean Pixel Data rules (:mod:`lambdas.deid.pixels`); objects
 otherwise refused as burned-in are released when one matches and its rectangles were blanked.
@@ -57,8 +60,8 @@ def add_command(commands: Any) -> None:
         description="De-identify FILEs into DIR with the Basic Application Level Confidentiality "
         "Profile and the chosen options, or (`deid profile`) print the effective action per "
         "attribute of Table E.1-1.",
-        usage="pacs-kit deid [--key-file K] [--option NAME]... [--safe-private CREATOR:ELEMENT]... "
-        "[--pixel-rules FILE] [--verify] --out DIR FILE...\n"
+        usage="pacs-kit deid [--key-file K] [--domain NAME] [--option NAME]... "
+        "[--safe-private CREATOR:ELEMENT]... [--pixel-rules FILE] [--verify] --out DIR FILE...\n"
         "       pacs-kit deid profile [--option NAME]... [--json]",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="inputs (or the word `profile`)")
@@ -67,6 +70,13 @@ def add_command(commands: Any) -> None:
         type=Path,
         metavar="K",
         help="file of at least 32 random bytes: the secret behind pseudonyms and UIDs",
+    )
+    parser.add_argument(
+        "--domain",
+        default="",
+        metavar="NAME",
+        help="recipient or project: data sets de-identified under different domains cannot be "
+        "joined",
     )
     parser.add_argument(
         "--option",
@@ -198,7 +208,9 @@ def run_deid(args: argparse.Namespace) -> int:
     try:
         options = options_from(args.option)
         safe_private = parse_safe_private(args.safe_private)
-        engine = Deidentifier(keyer, options, safe_private, pixel_rules=pixel_rules)
+        engine = Deidentifier(
+            keyer, options, safe_private, pixel_rules=pixel_rules, domain=args.domain
+        )
     except ValueError as exc:
         return _usage(str(exc))
     check: Callable[[Any, Any], list[Any]] | None = None

@@ -19,6 +19,10 @@ of the table (:mod:`lambdas.deid.profile`, conditional actions resolved by ``pro
 - PatientID and PatientName become keyed pseudonyms (the table says ``Z``): PatientID is the first
   16 hex digits of HMAC(key, "patient-id:" + issuer + "\\" + id), PatientName ``PSEUDO^`` + that.
   This keeps longitudinal linkage across studies and carries no information without the key.
+- ``domain`` (a recipient or project) separates the pseudonyms of data sets released to different
+  recipients: when non-empty, every MAC message is prefixed with ``b"domain:" + domain + b"\\0"``,
+  so UIDs, PatientID/Name and the date offset differ between domains (their data sets cannot be
+  joined) and stay the same within one domain. The empty domain gives the historic values.
 - Retain Modified Dates: every DA and DT value is moved back by a keyed per-patient offset of 1 to
   3650 days (intervals are preserved; times of day, TM, are unchanged by a whole-day shift).
   Retain Full Dates keeps them; with neither, dates follow the table (mostly X/Z/D).
@@ -187,18 +191,23 @@ class Deidentifier:
     (private creator, element low byte), e.g. ``("SIEMENS CSA HEADER", 0x08)``.
     ``pixel_rules`` (keyword only) are the Clean Pixel Data rules for objects that would
     otherwise be refused as burned-in (:mod:`lambdas.deid.pixels`); none by default.
+    ``domain`` (keyword only) is the recipient or project the output is for: outputs of
+    different domains have different pseudonyms and UIDs (module doc); empty by default.
     """
 
     keyer: Keyer
     options: frozenset[Option] = frozenset()
     safe_private: frozenset[tuple[str, int]] = frozenset()
     pixel_rules: tuple[RedactionRule, ...] = field(default=(), kw_only=True)
+    domain: str = field(default="", kw_only=True)
     _exact: dict[int, str] = field(init=False, repr=False)
     _patterns: list[tuple[int, int, str]] = field(init=False, repr=False)
     _private_action: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.options = options_from(self.options)
+        if not isinstance(self.domain, str) or "\0" in self.domain:
+            raise ValueError("the domain must be a string without NUL characters")
         self.pixel_rules = tuple(self.pixel_rules)
         self._exact, self._patterns, self._private_action = {}, [], "X"
         for rule in profile(self.options):
@@ -259,6 +268,12 @@ class Deidentifier:
 
     # --- used by _Run -------------------------------------------------------------------------
 
+    def mac(self, data: bytes) -> bytes:
+        """The keyer's MAC of ``data``, domain-separated when a domain is set."""
+        if self.domain:
+            data = b"domain:" + self.domain.encode("utf-8") + b"\0" + data
+        return self.keyer.mac(data)
+
     def action_for(self, tag: int) -> str | None:
         """The resolved action of a public tag, None when the table has no row for it."""
         action = self._exact.get(tag)
@@ -274,7 +289,7 @@ class _Run:
 
     def __init__(self, engine: Deidentifier, ds: Dataset) -> None:
         self.engine = engine
-        self.mac: Callable[[bytes], bytes] = engine.keyer.mac
+        self.mac: Callable[[bytes], bytes] = engine.mac
         self.options = engine.options
         self.keep_uids = Option.RETAIN_UIDS in self.options
         self.shift_dates = Option.RETAIN_LONG_MODIFIED_DATES in self.options

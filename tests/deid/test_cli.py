@@ -212,3 +212,25 @@ def test_help_documents_the_flags(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "--verify" in text
     assert "--pixel-rules" in text
+    assert "--domain" in text
+    assert "cannot be joined" in " ".join(text.split())
+
+
+def _deid_in(tmp_path: Path, key_file: Path, ct: Path, name: str, *domain: str) -> Dataset:
+    out = tmp_path / name
+    assert main(["deid", "--key-file", str(key_file), *domain, "--out", str(out), str(ct)]) == 0
+    return pydicom.dcmread(only_output(out))
+
+
+def test_deid_domain_separates_recipients(
+    tmp_path: Path, key_file: Path, ct: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    default = _deid_in(tmp_path, key_file, ct, "default")
+    empty = _deid_in(tmp_path, key_file, ct, "empty", "--domain", "")
+    a = _deid_in(tmp_path, key_file, ct, "a", "--domain", "project-a")
+    a_again = _deid_in(tmp_path, key_file, ct, "a-again", "--domain", "project-a")
+    b = _deid_in(tmp_path, key_file, ct, "b", "--domain", "project-b")
+    for keyword in ("SOPInstanceUID", "StudyInstanceUID", "PatientID"):
+        assert default[keyword].value == empty[keyword].value, keyword
+        assert a[keyword].value == a_again[keyword].value, keyword
+        assert len({default[keyword].value, a[keyword].value, b[keyword].value}) == 3, keyword

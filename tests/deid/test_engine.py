@@ -285,3 +285,52 @@ def test_modified_dates_shift_both_ends_of_a_range() -> None:
         assert start == out.StudyDate
         assert (pydicom.valuerep.DA(end[:8]) - study).days == 30
     assert b"20200131" not in _written(out)
+
+
+# --- domains: one key, per-recipient pseudonyms ----------------------------------------------
+
+
+def _domain_input() -> Dataset:
+    ds = Dataset()
+    ds.PatientID = "MRN123"
+    ds.PatientName = "DOE^JOHN"
+    ds.SOPInstanceUID = "1.2.3.4.5"
+    ds.StudyDate = "20200102"
+    return ds
+
+
+def _in_domain(domain: str, key: bytes = KEY) -> Dataset:
+    engine = Deidentifier(
+        LocalKeyer(key), frozenset({Option.RETAIN_LONG_MODIFIED_DATES}), domain=domain
+    )
+    return engine.deidentify(_domain_input())
+
+
+def test_the_empty_domain_keeps_the_values_from_before_domains() -> None:
+    # Computed before domains existed: existing outputs and linkage records stay valid.
+    out = _in_domain("")
+    assert out.PatientID == "7EC4B589C9090239"
+    assert out.PatientName == "PSEUDO^7EC4B589C9090239"
+    assert out.SOPInstanceUID == "2.25.240710007927930545685037786673912305970"
+    assert out.StudyDate == "20130514"
+    assert Deidentifier(LocalKeyer(KEY)).domain == ""
+
+
+def test_one_domain_gives_the_same_pseudonyms_every_time() -> None:
+    first, second = _in_domain("lung-ct"), _in_domain("lung-ct")
+    for keyword in ("PatientID", "PatientName", "SOPInstanceUID", "StudyDate"):
+        assert first[keyword].value == second[keyword].value, keyword
+
+
+def test_different_domains_cannot_be_joined() -> None:
+    a, b, none = _in_domain("project-a"), _in_domain("project-b"), _in_domain("")
+    for keyword in ("PatientID", "PatientName", "SOPInstanceUID", "StudyDate"):
+        values = {str(a[keyword].value), str(b[keyword].value), str(none[keyword].value)}
+        assert len(values) == 3, f"{keyword} is shared between domains: {values}"
+    assert str(a.SOPInstanceUID).startswith("2.25.")
+
+
+def test_a_domain_with_a_nul_is_refused() -> None:
+    # The NUL ends the domain in the MAC input: "a\0uid:x" must not be writable as a domain.
+    with pytest.raises(ValueError, match="domain"):
+        Deidentifier(LocalKeyer(KEY), domain="a\0b")

@@ -322,3 +322,53 @@ def _run(
 
 def put_inbox(stack: Stack, key: str, body: bytes) -> str:
     return str(s3_client().put_object(Bucket=stack.inbox, Key=key, Body=body)["VersionId"])
+
+
+def assume_role_with_policy(
+    monkeypatch: pytest.MonkeyPatch, role_name: str, policy: dict[str, Any]
+) -> boto3.session.Session:
+    """A role holding exactly ``policy`` (plus the named moto KMS/DynamoDB/Logs-on-* shim),
+    assumed by a user; its credentials in the environment and IAM enforcement switched on."""
+    from moto import settings as moto_settings
+    from moto.core.responses import ActionAuthenticatorMixin
+
+    from pacs_kit.sandbox.lambda_runtime import grant_moto_resource_star_shim
+
+    iam = boto3.client("iam", region_name=REGION)
+    user = iam.create_user(UserName="lambda-service")["User"]
+    iam.put_user_policy(
+        UserName="lambda-service",
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+            }
+        ),
+    )
+    keys = iam.create_access_key(UserName="lambda-service")["AccessKey"]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": user["Arn"]}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    iam.put_role_policy(
+        RoleName=role_name, PolicyName="generated", PolicyDocument=json.dumps(policy)
+    )
+    grant_moto_resource_star_shim(iam, role_name)
+    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
+    sts = boto3.client(
+        "sts",
+        region_name=REGION,
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=None,
+    )
+    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName=role_name)["Credentials"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
+    return boto3.session.Session(region_name=REGION)

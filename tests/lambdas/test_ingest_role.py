@@ -10,7 +10,6 @@ services only; the real ARN scoping is asserted on the document in tests/infra.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,15 +17,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import settings as moto_settings
-from moto.core.responses import ActionAuthenticatorMixin
 
 from infra.iam_documents import IngestResources, ingest_role_policy
-from pacs_kit.sandbox.lambda_runtime import grant_moto_resource_star_shim
 from tests.lambdas.conftest import (
     ACCOUNT,
     PREFIX,
     REGION,
     Stack,
+    assume_role_with_policy,
     copy_object_lock_shim,
     deliver,
     put_inbox,
@@ -58,53 +56,7 @@ def generated_policy(stack: Stack) -> dict[str, Any]:
 @pytest.fixture
 def role_session(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
     """Credentials of a role carrying the generated policy, with moto enforcing IAM."""
-    iam = boto3.client("iam", region_name=REGION)
-    user = iam.create_user(UserName="lambda-service")["User"]
-    iam.put_user_policy(
-        UserName="lambda-service",
-        PolicyName="assume",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
-            }
-        ),
-    )
-    keys = iam.create_access_key(UserName="lambda-service")["AccessKey"]
-    role = iam.create_role(
-        RoleName=f"{PREFIX}-ingest",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": user["Arn"]},
-                        "Action": "sts:AssumeRole",
-                    }
-                ],
-            }
-        ),
-    )["Role"]
-    policy = generated_policy(stack)
-    iam.put_role_policy(
-        RoleName=role["RoleName"], PolicyName="ingest", PolicyDocument=json.dumps(policy)
-    )
-    grant_moto_resource_star_shim(iam, role["RoleName"])
-    monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
-    monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
-    sts = boto3.client(
-        "sts",
-        region_name=REGION,
-        aws_access_key_id=keys["AccessKeyId"],
-        aws_secret_access_key=keys["SecretAccessKey"],
-        aws_session_token=None,
-    )
-    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="ingest")["Credentials"]
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", creds["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", creds["SecretAccessKey"])
-    monkeypatch.setenv("AWS_SESSION_TOKEN", creds["SessionToken"])
-    yield boto3.session.Session(region_name=REGION)
+    yield assume_role_with_policy(monkeypatch, f"{PREFIX}-ingest", generated_policy(stack))
 
 
 def test_the_generated_policy_is_enough_to_archive_and_quarantine(

@@ -136,6 +136,37 @@ def test_every_matching_project_gets_its_copy(
     assert projects == ["all-ct", "lung-ct"]
 
 
+def test_two_projects_copies_of_one_instance_cannot_be_joined(
+    linked: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The project is the engine's domain: its UIDs and pseudonyms differ from another project's,
+    # so two projects' data sets share no key to join on; linkage records are per project.
+    every_ct = {"name": "all-ct", "match": {"Modality": ["CT"]}, "options": LUNG_CT["options"]}
+    monkeypatch.setenv(env.RESEARCH_PROJECTS, json.dumps([LUNG_CT, every_ct]))
+    assert deliver_research(linked, archive(linked, chest_ct())) == []
+    s3 = s3_client()
+    copies = {}
+    for version in derived_versions(linked):
+        body = s3.get_object(Bucket=linked.derived, Key=version["Key"])["Body"].read()
+        copies[version["Key"].split("/")[1]] = pydicom.dcmread(io.BytesIO(body))
+    lung, every = copies["lung-ct"], copies["all-ct"]
+    for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID", "PatientID"):
+        assert lung[keyword].value != every[keyword].value, f"both projects share {keyword}"
+    assert lung.StudyDate != every.StudyDate, "both projects share the date offset"
+    linked_sops = sorted(i["deid_sop_instance_uid"]["S"] for i in linkage_items(linked))
+    assert linked_sops == sorted([lung.SOPInstanceUID, every.SOPInstanceUID])
+
+
+def test_a_projects_copies_are_consistent_across_runs(research: Stack) -> None:
+    # Two instances of one study, each message its own invocation: one de-identified study.
+    source = chest_ct()
+    messages = archive(research, source, chest_ct(StudyInstanceUID=source.StudyInstanceUID))
+    for message in messages:
+        assert deliver_research(research, [message]) == []
+    studies = {v["Key"].split("/studies/")[1].split("/")[0] for v in derived_versions(research)}
+    assert len(derived_versions(research)) == 2 and len(studies) == 1, studies
+
+
 def test_a_burned_in_instance_leaves_only_a_review_record(research: Stack) -> None:
     source = chest_ct(BurnedInAnnotation="YES")
     assert deliver_research(research, archive(research, source)) == []
