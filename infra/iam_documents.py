@@ -908,6 +908,8 @@ def verify_role_policy(r: VerifyResources) -> Document:
 # de-identified SOP Instance UID the record maps back. The linkage key encrypts and decrypts only
 # with exactly these keys present, so a record cannot be replayed under another use of the key.
 LINKAGE_CONTEXT_KEYS: tuple[str, ...] = ("deid_sop_instance_uid", "project")
+# The attributes of a linkage row (lambdas/research_copy.py writes exactly these).
+LINKAGE_ATTRIBUTES: tuple[str, ...] = ("ciphertext", "deid_sop_instance_uid", "project")
 
 
 def _linkage_context_condition(projects: Sequence[str] = ()) -> dict[str, Any]:
@@ -1015,11 +1017,19 @@ def research_role_policy(r: ResearchResources) -> Document:
     if r.linkage_table_arn and r.linkage_key_arn:
         statements += [
             {
-                # PutItem only: the function adds mappings and can never read one back.
+                # PutItem only: the function adds mappings and can never read one back, not even
+                # the row a put replaces (ReturnValues NONE), and writes only the row's three
+                # attributes. DynamoDB has no IAM condition that forces the function's own
+                # attribute_not_exists write: a hijacked function could overwrite a row, which
+                # point-in-time recovery keeps (README, "Re-identification linkage").
                 "Sid": "AddReidentificationLinkageRowsOnly",
                 "Effect": "Allow",
                 "Action": ["dynamodb:PutItem"],
                 "Resource": r.linkage_table_arn,
+                "Condition": {
+                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(LINKAGE_ATTRIBUTES)},
+                    "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+                },
             },
             {
                 "Sid": "EncryptLinkageValuesWithTheLinkageKeyOnly",

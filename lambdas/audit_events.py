@@ -502,8 +502,9 @@ RESEARCH = Emitter(
         Event(
             "research-copied",
             "INFO",
-            "an archived instance matched a project's rule and its de-identified copy is in the "
-            "derived bucket (with its linkage record first, when linkage is on); the source side "
+            "an archived instance matched a project's rule and its de-identified copy, read back "
+            "and passed by the leak check of lambdas/deid/verify.py, is in the derived bucket "
+            "(with its linkage record first, when linkage is on); the source side "
             "only: no de-identified UID or derived key (the linkage table alone maps copy to "
             "source)",
             (
@@ -522,22 +523,35 @@ RESEARCH = Emitter(
         Event(
             "research-held",
             "WARNING",
-            "the engine refused an instance a project's rule matched: nothing goes to derived, "
-            "a review record (no image) goes to quarantine for a person to decide",
+            "an instance a project's rule matched is not copied: the engine refused it, the leak "
+            "check found its copy keeps what it must not, or a different copy of it already stands "
+            "under its derived key (a corrected re-archive; never overwritten, not retried). "
+            "Nothing new goes to derived, a review record (no image) goes to quarantine for a "
+            "person to decide",
             (
                 _PROJECT,
                 Field(
                     "reason",
                     "code",
-                    "the refusal code of lambdas/deid/engine.py, e.g. `burned-in-annotation`",
+                    "the refusal code of lambdas/deid/engine.py, e.g. `burned-in-annotation`; "
+                    "`verification-failed` (the leak check's findings, below); `conflicting-copy` "
+                    "(other bytes under the derived key)",
                 ),
                 _ARCHIVED_UID,
                 Field(
                     "review_key",
                     "s3-key",
-                    "`research-review/<project>/<SHA-256 of the archive key>.json` in quarantine",
+                    "`research-review/<project>/<SHA-256 of the archive key, NUL, version "
+                    "id>.json` in quarantine",
                 ),
                 Field("review_version_id", "version-id", "the review record's version"),
+                Field(
+                    "findings[]",
+                    "text",
+                    "with `verification-failed` only: each finding of lambdas/deid/verify.py as "
+                    "its code and tag path, e.g. `value-retained (0010,0010)`; never a value",
+                    required=False,
+                ),
             ),
         ),
         Event(

@@ -81,10 +81,12 @@ def record_handler(record: SQSRecord) -> list[dict[str, int]]:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    current = runtime()
+    current.copier.new_invocation()  # the MAC cache lives for this invocation only
     return handle_batch(
         event,
         context,
-        idempotency=runtime().idempotency,
+        idempotency=current.idempotency,
         record_handler=record_handler,
         processor=processor,
     )

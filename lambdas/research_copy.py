@@ -9,6 +9,13 @@ to ``derived/<project>/studies/<study>/series/<series>/instances/<sop>.dcm`` (de
 An instance the engine refuses (:class:`DeidError`, e.g. ``burned-in-annotation``) leaves only a
 review record in quarantine: the identified image never leaves the archive.
 
+Defence in depth: the bytes to be released are read back and checked against the original by the
+engine-independent leak check (:func:`lambdas.deid.verify.verify`, the project's options and
+safe-private list) before anything is written; any finding holds the instance
+(``verification-failed``, the findings' codes and tags in the record, never a value). A corrected
+re-archive whose copy differs from the one already under the derived key is held too
+(``conflicting-copy``): the existing copy is never overwritten, and the record is not retried.
+
 With linkage on, the record that maps the copy back to the patient (PatientID, issuer and the
 original UIDs) is KMS-encrypted under the linkage key, bound by its encryption context to the
 project and de-identified SOP Instance UID, and written before the copy, so no copy exists without
@@ -42,6 +49,7 @@ from pydicom.multival import MultiValue
 from lambdas.deid.engine import Deidentifier, DeidError
 from lambdas.deid.keys import KmsKeyer
 from lambdas.deid.profile import options_from
+from lambdas.deid.verify import Finding, verify
 from lambdas.dicom_checks import CHUNK, SPOOL_IN_MEMORY, loggable_uid
 from lambdas.manifest import archive_key
 from lambdas.pipeline import Source
@@ -57,6 +65,9 @@ from lambdas.settings import (
 INSTANCE_KEY = re.compile(r"studies/[^/]+/series/[^/]+/instances/[^/]+\.dcm")
 # A write error of pydicom on the de-identified data set: held like any refusal of the engine.
 _WRITE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+# Hold reasons of this module (the engine's refusal codes are the others).
+VERIFICATION_FAILED = "verification-failed"
+CONFLICTING_COPY = "conflicting-copy"
 
 
 def is_instance_key(key: str) -> bool:
@@ -69,9 +80,11 @@ def derived_key(project: str, study: str, series: str, sop: str) -> str:
     return f"{DERIVED_PREFIX}{project}/{archive_key(study, series, sop)}"
 
 
-def review_key(project: str, source_key: str) -> str:
-    """One review record per (project, archived instance): the key's SHA-256, not its UIDs."""
-    digest = hashlib.sha256(source_key.encode()).hexdigest()
+def review_key(project: str, source_key: str, version_id: str | None = None) -> str:
+    """One review record per (project, archived object version): the SHA-256 of the key and
+    version, not its UIDs. Per version, so a re-archived instance held again gets its own record
+    instead of conflicting with the first one's."""
+    digest = hashlib.sha256(f"{source_key}\0{version_id or ''}".encode()).hexdigest()
     return f"{RESEARCH_REVIEW_PREFIX}{project}/{digest}.json"
 
 
@@ -134,6 +147,13 @@ class ResearchCopier:
         self.dynamodb = dynamodb
         self.spool_dir = spool_dir
         self.routes = tuple(Route.of(p) for p in settings.projects)
+        self.keyer = KmsKeyer(kms, settings.pseudonym_key_arn)
+
+    def new_invocation(self) -> None:
+        """Start a new cache of KMS MACs: within one invocation a batch of one study's instances
+        costs one ``GenerateMac`` per distinct value; across invocations nothing is kept (no
+        original UID outlives the invocation that needed it, memory stays bounded)."""
+        self.keyer = KmsKeyer(self.kms, self.settings.pseudonym_key_arn)
 
     def process(self, source: Source) -> list[Event]:
         """The audit events of one archived object version (none for a key that is no instance)."""
@@ -144,8 +164,7 @@ class ResearchCopier:
         routes = [r for r in self.routes if r.matches(ds)]
         if not routes:
             return [Event("research-not-routed", {"sop_instance_uid": sop})]
-        # One keyer per object: its cache is per invocation, shared by the object's projects.
-        keyer = KmsKeyer(self.kms, self.settings.pseudonym_key_arn)
+        keyer = self.keyer  # cached per invocation (new_invocation), shared by the projects
         events = []
         for route in routes:
             project = route.project
@@ -160,7 +179,12 @@ class ResearchCopier:
                 out = engine.deidentify(ds)
                 with _spooled(self.spool_dir) as spool:
                     digest = _write(out, spool)
-                    events.append(self._copy(project, source, ds, out, spool, digest))
+                    # Before the linkage record and the copy: a leak releases nothing.
+                    leaks = _leaks(ds, spool, project)
+                    if leaks:
+                        events.append(self._hold(project, source, sop, VERIFICATION_FAILED, leaks))
+                    else:
+                        events.append(self._copy(project, source, ds, out, spool, digest))
             except DeidError as refused:
                 events.append(self._hold(project, source, sop, refused.code))
         return events
@@ -209,37 +233,52 @@ class ResearchCopier:
         if self.settings.linkage:
             self._link(project.name, deid_sop, original)
             linked = True
-        # Only the project: no metadata may point back to the identified archive object.
-        self._put_once(
-            self.settings.derived_bucket,
-            key,
-            spool,
-            digest,
-            content_type="application/dicom",
-            metadata={"project": project.name},
-        )
+        sop = loggable_uid(str(original.get("SOPInstanceUID", "") or ""))
+        try:
+            # Only the project: no metadata may point back to the identified archive object.
+            self._put_once(
+                self.settings.derived_bucket,
+                key,
+                spool,
+                digest,
+                content_type="application/dicom",
+                metadata={"project": project.name},
+            )
+        except ConflictingCopy as conflict:
+            # A corrected re-archive: retrying cannot succeed, and a person decides which copy
+            # stands (the linkage record, put only if absent, already maps the existing one).
+            return self._hold(project, source, sop, conflict.code)
         # The source side only: a de-identified identifier next to the source UID would map the
         # copy back to the patient outside the linkage table (which only re-identification reads).
         return Event(
             "research-copied",
             {
                 "project": project.name,
-                "sop_instance_uid": loggable_uid(str(original.get("SOPInstanceUID", "") or "")),
+                "sop_instance_uid": sop,
                 "archive_version_id": source.version_id,
                 "options": list(project.options),
                 "linked": linked,
             },
         )
 
-    def _hold(self, project: ResearchProject, source: Source, sop: str, reason: str) -> Event:
+    def _hold(
+        self,
+        project: ResearchProject,
+        source: Source,
+        sop: str,
+        reason: str,
+        findings: list[str] | None = None,
+    ) -> Event:
         """Only a record goes to review: the identified image stays in the archive."""
-        key = review_key(project.name, source.key)
-        record = {
+        key = review_key(project.name, source.key, source.version_id)
+        record: dict[str, Any] = {
             "project": project.name,
             "reason": reason,
             "archive_key": source.key,
             "archive_version_id": source.version_id,
         }
+        if findings:
+            record["findings"] = findings
         body = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
         with _spooled(self.spool_dir) as spool:
             spool.write(body)
@@ -252,16 +291,16 @@ class ResearchCopier:
                 content_type="application/json",
                 metadata={"project": project.name, "reason": reason},
             )
-        return Event(
-            "research-held",
-            {
-                "project": project.name,
-                "reason": reason,
-                "sop_instance_uid": sop,
-                "review_key": key,
-                "review_version_id": version,
-            },
-        )
+        fields: dict[str, Any] = {
+            "project": project.name,
+            "reason": reason,
+            "sop_instance_uid": sop,
+            "review_key": key,
+            "review_version_id": version,
+        }
+        if findings:
+            fields["findings"] = findings
+        return Event("research-held", fields)
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -336,6 +375,8 @@ class ResearchCopier:
 class ConflictingCopy(RuntimeError):
     """Other bytes already stand under a key the function writes (never overwritten)."""
 
+    code = CONFLICTING_COPY
+
     def __init__(self, key: str) -> None:
         super().__init__("an object with other content exists under the key")
         self.key = key
@@ -349,6 +390,22 @@ def _version(response: dict[str, Any]) -> str | None:
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword)
     return "" if value is None else str(value).strip()
+
+
+def _leaks(original: Dataset, spool: IO[bytes], project: ResearchProject) -> list[str]:
+    """What the leak check finds in the copy as written (read back from ``spool``, i.e. what would
+    be released): each finding's code and tag path, never its value, nor its detail."""
+    with _quiet():
+        written = pydicom.dcmread(spool)
+        found = verify(
+            original, written, options=project.options, safe_private=project.safe_private
+        )
+    spool.seek(0)
+    return list(dict.fromkeys(_finding(f) for f in found))
+
+
+def _finding(finding: Finding) -> str:
+    return f"{finding.code} {finding.tag}"
 
 
 def _write(ds: Dataset, spool: IO[bytes]) -> bytes:

@@ -16,27 +16,33 @@ sets de-identified under different domains cannot be joined (default empty: no d
 otherwise refused as burned-in are released when one matches and its rectangles were blanked.
 
 ``--verify``: each written output is read back and checked against its input by
-:func:`lambdas.deid.verify.verify` (same options and safe-private list) before it is renamed into
-place. Any finding refuses that input (``refused IN verification-failed``, one ``IN: code tag``
-line per finding, never a value) and its output is removed: an unverified output never remains.
+:func:`lambdas.deid.verify.verify` (same options and safe-private list) and, when dicom3tools'
+``dciodvfy`` is installed, for IOD errors the input did not have (``iod-error-added``; without
+dciodvfy a warning says that part is skipped) before it is renamed into place. Any finding refuses
+that input (``refused IN verification-failed``, one ``IN: code tag`` line per finding, never a
+value) and its output is removed: an unverified output never remains.
+
+An unexpected failure on one input is ``refused IN internal-error`` (its exception type on
+stderr) and the other inputs still go through.
 
 ``pacs-kit deid profile [--option NAME]... [--json]`` prints the effective action of every row of
 PS3.15 Table E.1-1, in table order; with ``--json`` exactly
 ``[{"tag": "(0010,0010)", "keyword": "PatientName", "action": "Z"}, ...]``.
 
-Exit 0 when every input was de-identified (and verified), 1 when any was refused or failed
-verification, 2 on usage errors (missing or short key file, unknown option, malformed
---safe-private, unreadable or invalid --pixel-rules, --out the directory of an input).
+Exit 0 when every input was de-identified (and verified), 1 when any was refused, failed
+verification or failed unexpectedly, 2 on usage errors (missing or short key file, unknown
+option, malformed --safe-private, unreadable or invalid --pixel-rules, --out the directory of an
+input).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -47,6 +53,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 PROFILE_WORD = "profile"
 VERIFICATION_FAILED = "verification-failed"
 DUPLICATE = "duplicate"
+INTERNAL_ERROR = "internal-error"
 # A de-identified SOP Instance UID, used as a file name: digits and dots only.
 _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
@@ -107,9 +114,10 @@ def add_command(commands: Any) -> None:
     parser.add_argument(
         "--verify",
         action="store_true",
-        help="check every output against its input for leaks (retained values, private tags, "
-        "UIDs, identity flags) before keeping it; a finding fails that input (exit 1), removes "
-        "its output and is printed as `IN: code tag`",
+        help="check every output against its input for leaks (retained values, names and free "
+        "text, private tags, UIDs, identity flags) and, with dicom3tools' dciodvfy installed, for "
+        "IOD errors the input lacked, before keeping it; a finding fails that input (exit 1), "
+        "removes its output and is printed as `IN: code tag`",
     )
     parser.add_argument(
         "--out",
@@ -185,7 +193,7 @@ def run_profile(args: argparse.Namespace) -> int:
 
 def run_deid(args: argparse.Namespace) -> int:
     # Imported here so `pacs-kit plan` never pays for (or depends on) pydicom.
-    from lambdas.deid.engine import Deidentifier
+    from lambdas.deid.engine import Deidentifier, quiet
     from lambdas.deid.keys import LocalKeyer
     from lambdas.deid.profile import options_from
 
@@ -213,11 +221,17 @@ def run_deid(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _usage(str(exc))
-    check: Callable[[Any, Any], list[Any]] | None = None
+    check: Callable[[Path, Any, Path, Any], list[Any]] | None = None
     if args.verify:
-        from lambdas.deid.verify import verify
+        from lambdas.deid.verify import DCIODVFY
 
-        check = functools.partial(verify, options=options, safe_private=safe_private)
+        iod = shutil.which(DCIODVFY) is not None
+        if not iod:
+            sys.stderr.write(
+                f"pacs-kit deid: {DCIODVFY} not found (dicom3tools): outputs are checked for "
+                "leaks, not for IOD errors their input lacked\n"
+            )
+        check = output_check(options, safe_private, iod=iod)
     inputs = [Path(f) for f in args.files]
     out_dir = args.out.resolve()
     if any(p.resolve().parent == out_dir for p in inputs):
@@ -230,9 +244,14 @@ def run_deid(args: argparse.Namespace) -> int:
     written: set[Path] = set()
     for path in inputs:
         findings: list[Any] = []
-        code, target = deidentify_file(
-            engine, path, args.out, check=check, findings=findings, taken=written
-        )
+        try:
+            with quiet():  # pydicom's warnings quote values: none on the terminal
+                code, target = deidentify_file(
+                    engine, path, args.out, check=check, findings=findings, taken=written
+                )
+        except Exception as exc:  # noqa: BLE001 - a bug must not cost the other inputs their outputs
+            sys.stderr.write(f"pacs-kit deid: {path}: {type(exc).__name__}\n")
+            code, target = INTERNAL_ERROR, None
         if code is None and target is not None:
             written.add(target)
             _out(f"deidentified  {path} -> {target}")
@@ -264,7 +283,7 @@ def deidentify_file(
     source: Path,
     out_dir: Path,
     *,
-    check: Callable[[Any, Any], list[Any]] | None = None,
+    check: Callable[[Path, Any, Path, Any], list[Any]] | None = None,
     findings: list[Any] | None = None,
     taken: set[Path] | None = None,
 ) -> tuple[str | None, Path | None]:
@@ -274,9 +293,10 @@ def deidentify_file(
     An output already in ``taken`` (written by an earlier input of the run) is not overwritten:
     ``duplicate``.
 
-    With ``check`` (``verify``-like: original and output data sets -> findings), the written
-    temporary file is read back and checked before the rename; on any finding it is removed,
-    the findings are appended to ``findings`` and the code is ``verification-failed``.
+    With ``check`` (:func:`output_check`: input path and data set, written path and data set ->
+    findings), the written temporary file is read back and checked before the rename; on any
+    finding it is removed, the findings are appended to ``findings`` and the code is
+    ``verification-failed``. Whatever happens (even an interrupt), no temporary file remains.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -300,6 +320,7 @@ def deidentify_file(
     if taken is not None and target in taken:
         return DUPLICATE, None
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".deid.", suffix=".part")
+    placed = False
     try:
         with os.fdopen(fd, "wb") as fh:
             out.save_as(fh, enforce_file_format=True)
@@ -307,15 +328,34 @@ def deidentify_file(
             os.fsync(fh.fileno())
         if check is not None:
             # What was written, not the in-memory copy: an encoding problem is a finding too.
-            found = check(ds, pydicom.dcmread(tmp))
+            found = check(source, ds, Path(tmp), pydicom.dcmread(tmp))
             if found:
-                Path(tmp).unlink()
                 if findings is not None:
                     findings.extend(found)
                 return VERIFICATION_FAILED, None
         Path(tmp).replace(target)
+        placed = True
     except (OSError, ValueError, TypeError, AttributeError, KeyError, InvalidDicomError):
-        with contextlib.suppress(OSError):
-            Path(tmp).unlink()
         return "unsupported", None
+    finally:
+        if not placed:  # refused, failed or interrupted (Ctrl-C): no partial file stays
+            with contextlib.suppress(OSError):
+                Path(tmp).unlink()
     return None, target
+
+
+def output_check(
+    options: Any, safe_private: frozenset[tuple[str, int]], *, iod: bool
+) -> Callable[[Path, Any, Path, Any], list[Any]]:
+    """``--verify``'s check of one written output against its input: leaks
+    (:func:`lambdas.deid.verify.verify`) and, with ``iod``, the dciodvfy errors the output has
+    and the input had not (:func:`lambdas.deid.verify.iod_errors_added`)."""
+    from lambdas.deid.verify import iod_errors_added, verify
+
+    def check(source: Path, original: Any, written: Path, output: Any) -> list[Any]:
+        found = verify(original, output, options=options, safe_private=safe_private)
+        if iod:
+            found += iod_errors_added(source, written)
+        return found
+
+    return check

@@ -19,6 +19,8 @@ of the table (:mod:`lambdas.deid.profile`, conditional actions resolved by ``pro
 - PatientID and PatientName become keyed pseudonyms (the table says ``Z``): PatientID is the first
   16 hex digits of HMAC(key, "patient-id:" + issuer + "\\" + id), PatientName ``PSEUDO^`` + that.
   This keeps longitudinal linkage across studies and carries no information without the key.
+  Without a PatientID the patient is known by name and birth date (kept linked, never merged
+  with another unidentified patient); without any of them, by the study (one pseudonym per study).
 - ``domain`` (a recipient or project) separates the pseudonyms of data sets released to different
   recipients: when non-empty, every MAC message is prefixed with ``b"domain:" + domain + b"\\0"``,
   so UIDs, PatientID/Name and the date offset differ between domains (their data sets cannot be
@@ -30,11 +32,33 @@ of the table (:mod:`lambdas.deid.profile`, conditional actions resolved by ``pro
   low byte) is on ``safe_private``; the creators of kept private elements are kept.
 - Group length elements (gggg,0000) are dropped (retired, and recomputed by writers if needed).
 
-Beyond the table (PS3.15 allows a stricter profile): a public element with no row is kept, except
-that a person name (VR PN) is emptied (``Z``) and a date (VR DA/DT) is removed (``X``) unless Retain
-Long Full Dates keeps it or Retain Long Modified Dates shifts it (as listed dates are); and every
-free-text element (LO, SH, ST, LT, UT, UC) of the overlay and curve groups 60xx/50xx is removed
-(the table lists only Overlay Data/Comments and Curve Data), e.g. Overlay Description and Label.
+Beyond the table (PS3.15 allows a stricter profile), for a public element with no row:
+
+- a person name (VR PN) is emptied (``Z``); a date (VR DA/DT) is removed (``X``) unless Retain
+  Long Full Dates keeps it or Retain Long Modified Dates shifts it (as listed dates are);
+- free prose (VR ST, LT, UT, UC: comments, notes, reasons, Text Value outside the Content
+  Sequence...) gets the dummy (``D``: the attribute stays present for its IOD, its text is gone);
+- URIs and AE titles (VR UR, AE: retrieve URLs embed UIDs, contact URIs name people) are removed,
+  and so is every string of the patient and visit groups 0010 and 0038 (e.g. birth and death dates
+  in an alternative calendar), and the File Name in Container;
+- every free-text element (LO, SH, ST, LT, UT, UC) of the overlay and curve groups 60xx/50xx is
+  removed (the table lists only Overlay Data/Comments and Curve Data), e.g. Overlay Description;
+- an element the data dictionary does not know, or that the file encodes as UN and the dictionary
+  cannot name, is removed: it cannot be judged. A known element encoded as UN is judged by its
+  dictionary VR (a UN sequence is processed as a sequence).
+
+Other short unlisted strings (LO, SH, CS: labels, coded values such as Graphic Layer or Channel
+Label, a local code's Code Meaning) are kept: the table lists the identifying ones, and
+``pacs-kit deid --verify`` cannot tell a planted name in them from a label either. UIDs that name
+classes, not instances (SOP Class, Transfer Syntax, Coding Scheme UIDs...;
+:data:`CLASS_UID_TAGS`) are never remapped, so a private SOP class stays what it is and the File
+Meta agrees with the data set.
+
+Published codes survive cleaning: in a sequence item being dummied or cleaned (``D``/``C`` on a
+sequence, e.g. the Content Sequence), a code whose (Coding Scheme Designator, Code Value) is a
+concept pydicom publishes from PS3.16 (DCM, SCT, LN, UCUM...) keeps its code attributes and gets the
+published Code Meaning, whatever meaning the input carried; every other code is cleaned like text.
+So a cleaned structured report keeps its concept names and nothing else of the original text.
 Date shifting moves every date of a DA/DT range (``A-B``, ``A-``, ``-B``); a value it cannot parse
 becomes a dummy. Dictionary VRs of implicit VR input such as ``OB or OW`` count as binary.
 
@@ -56,16 +80,22 @@ from __future__ import annotations
 import copy
 import datetime
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, cast
 
+from pydicom import config as pydicom_config
+from pydicom._dicom_dict import DicomDictionary
 from pydicom._uid_dict import UID_dictionary
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.sr._concepts_dict import concepts as CONCEPTS
 from pydicom.tag import BaseTag
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
@@ -163,6 +193,44 @@ DATE_VRS = frozenset({"DA", "DT"})
 BINARY_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 # Free text removed from the overlay/curve groups 60xx/50xx (beyond the table, module doc).
 GRAPHICS_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+# Free prose with no row of the table: dummied (beyond the table, module doc).
+PROSE_VRS = frozenset({"ST", "LT", "UT", "UC"})
+# The attributes of a code item (PS3.3 Table 8.8-1), kept in a cleaned item of a standard scheme.
+CODE_ATTRIBUTES = frozenset(
+    {
+        0x00080100,  # Code Value
+        0x00080102,  # Coding Scheme Designator
+        0x00080103,  # Coding Scheme Version
+        0x00080104,  # Code Meaning
+        0x00080105,  # Mapping Resource
+        0x00080106,  # Context Group Version
+        0x00080107,  # Context Group Local Version
+        0x0008010B,  # Context Group Extension Flag
+        0x0008010F,  # Context Identifier
+        0x00080117,  # Context UID
+        0x00080119,  # Long Code Value
+        0x00080120,  # URN Code Value
+        0x00080122,  # Mapping Resource Name
+    }
+)
+_CODING_SCHEME_DESIGNATOR = 0x00080102
+_CODE_VALUE = 0x00080100
+_CODE_MEANING = 0x00080104
+# Unlisted VRs removed wherever they are (module doc), and groups whose unlisted strings go.
+REMOVED_VRS = frozenset({"UR", "AE"})
+PATIENT_GROUPS = frozenset({0x0010, 0x0038})
+STRING_VRS = frozenset({"LO", "SH", "UC", "ST", "LT", "UT", "CS"})
+_FILENAME_IN_CONTAINER = 0x0008040B
+# Class UIDs (not instances): never remapped (module doc).
+CLASS_UID_TAGS = frozenset(
+    tag
+    for tag, (vr, _, _, _, keyword) in DicomDictionary.items()
+    if vr == "UI"
+    and (
+        keyword.endswith(("ClassUID", "TransferSyntaxUID", "ClassesInStudy"))
+        or keyword in {"CodingSchemeUID", "ContextUID", "MappingResourceUID"}
+    )
+)
 _DA_PART = r"\d{8}"
 _DT_PART = r"\d{4,14}(?:\.\d{1,6})?(?:[+-]\d{4})?"
 MAX_DATE_SHIFT_DAYS = 3650
@@ -170,6 +238,8 @@ MAX_DATE_SHIFT_DAYS = 3650
 _PATIENT_ID = 0x00100020
 _PATIENT_NAME = 0x00100010
 _ISSUER = 0x00100021
+_BIRTH_DATE = 0x00100030
+_STUDY_UID = 0x0020000D
 _SOP_INSTANCE_UID = 0x00080018
 _PRIVATE_ROW = "(GGGG"
 # CID 7050: the option lambdas.deid.pixels implements.
@@ -225,6 +295,10 @@ class Deidentifier:
         """A new, de-identified copy of ``ds``; DeidError when it must not be released."""
         if not isinstance(ds, Dataset):
             raise DeidError("not-dicom")
+        with quiet():
+            return self._deidentify(ds)
+
+    def _deidentify(self, ds: Dataset) -> Dataset:
         clean = self._pixel_cleaning(ds)
         run = _Run(self, ds)
         try:
@@ -295,7 +369,8 @@ class _Run:
         self.shift_dates = Option.RETAIN_LONG_MODIFIED_DATES in self.options
         self.keep_dates = Option.RETAIN_LONG_FULL_DATES in self.options
         self.uids: dict[str, str] = {}
-        patient = (_text(ds.get(_ISSUER)) + "\\" + _text(ds.get(_PATIENT_ID))).encode()
+        patient = _patient_key(ds) or b"\0study:" + _text(ds.get(_STUDY_UID)).encode()
+        self.patient = patient
         self.pseudo_id = self.pseudonym(patient)
         offset = int.from_bytes(self.mac(b"date-offset:" + patient)[:8], "big")
         self.shift = datetime.timedelta(days=offset % MAX_DATE_SHIFT_DAYS + 1)
@@ -383,9 +458,9 @@ class _Run:
         scrub: str | None,
     ) -> None:
         if tag in (_PATIENT_ID, _PATIENT_NAME):
-            # A nested PatientID (e.g. in a referenced patient's item) gets its own pseudonym.
-            patient = (_text(src.get(_ISSUER)) + "\\" + _text(src.get(_PATIENT_ID))).encode()
-            pseudo = self.pseudonym(patient)
+            # A nested PatientID (e.g. in a referenced patient's item) gets its own pseudonym; an
+            # item that names no patient belongs to the object's patient.
+            pseudo = self.pseudonym(_patient_key(src) or self.patient)
             if tag == _PATIENT_ID:
                 dst.add_new(tag, "LO", pseudo)
             else:
@@ -395,11 +470,18 @@ class _Run:
         if action == "X":
             return
         vr = _vr(raw, tag)
-        if action is None:  # no row: stricter than the table for names, dates, graphics text
+        if action is None:  # no row: stricter than the table (module doc)
+            if vr == "UN" or tag not in DicomDictionary or tag == _FILENAME_IN_CONTAINER:
+                return
+            if vr in REMOVED_VRS or (tag.group in PATIENT_GROUPS and vr in STRING_VRS):
+                return
             if vr in GRAPHICS_TEXT_VRS and (tag >> 16) & 0xFF00 in (0x5000, 0x6000):
                 return
             if vr == "PN":
                 dst.add_new(tag, vr, None)
+                return
+            if vr in PROSE_VRS:
+                self.replace(src, dst, tag, vr, mode=scrub or "D")
                 return
             if vr in DATE_VRS and not (self.keep_dates or self.shift_dates):
                 return
@@ -434,10 +516,15 @@ class _Run:
         if vr == "SQ":
             items = [self.dataset(item, scrub) for item in src[tag].value]
             dst.add_new(tag, "SQ", Sequence(items))
-        elif vr == "UI" and not self.keep_uids:
+        elif vr == "UI" and not self.keep_uids and tag not in CLASS_UID_TAGS:
             dst.add_new(tag, vr, self.values(src[tag].value, self.uid))
         elif vr in DATE_VRS and self.shift_dates:
             dst.add_new(tag, vr, self.values(src[tag].value, lambda v: self.shifted(vr, v)))
+        elif scrub is not None and not kept and tag in CODE_ATTRIBUTES and _published(src):
+            if tag == _CODE_MEANING:  # the vocabulary's meaning, never the input's text
+                dst.add_new(tag, vr, _published(src))
+            else:
+                dst[tag] = copy.deepcopy(src[tag])
         elif scrub is not None and not kept and (vr in TEXT_VRS or vr in DATE_VRS):
             self.replace(src, dst, tag, vr, mode=scrub)
         elif isinstance(raw, RawDataElement):
@@ -451,7 +538,10 @@ class _Run:
             items = [self.dataset(item, scrub=mode) for item in src[tag].value]
             dst.add_new(tag, "SQ", Sequence(items))
         elif vr == "UI":
-            dst.add_new(tag, vr, self.values(src[tag].value, self.uid))
+            if tag in CLASS_UID_TAGS:
+                dst[tag] = copy.deepcopy(src[tag])
+            else:
+                dst.add_new(tag, vr, self.values(src[tag].value, self.uid))
         elif vr in DATE_VRS:
             if self.shift_dates:
                 dst.add_new(tag, vr, self.values(src[tag].value, lambda v: self.shifted(vr, v)))
@@ -526,16 +616,78 @@ def _refuse_burned_in(ds: Dataset) -> None:
     if value == "YES":
         raise DeidError("burned-in-annotation")
     # These classes carry burned-in text often enough that their own "NO" is not trusted
-    # (PS3.15 E.3.1): held until Clean Pixel Data has been applied.
+    # (PS3.15 E.3.1): held until Clean Pixel Data has been applied. So are screen captures of
+    # any modality (Image Type SCREEN SHOT: a viewer's screen, with its patient banner).
+    image_type = ds.get("ImageType") or []
+    if isinstance(image_type, str):
+        image_type = [image_type]
+    types = {str(v).strip().upper() for v in image_type}
     if (
         _text(ds.get("SOPClassUID")) in BURNED_IN_SOP_CLASSES
         or _text(ds.get("Modality")).upper() in BURNED_IN_MODALITIES
+        or "SCREEN SHOT" in types
+        or "SCREENSHOT" in types
     ):
         raise DeidError(
             "burned-in-annotation",
             "a SOP class or modality that usually carries burned-in text (held whatever its "
             "Burned In Annotation says)",
         )
+
+
+@cache
+def _published_meanings() -> dict[tuple[str, str], str]:
+    """(Coding Scheme Designator, Code Value) -> Code Meaning of the concepts pydicom publishes
+    from PS3.16 (pydicom.sr): the vocabulary a cleaned code may keep."""
+    # pydicom's table: scheme -> keyword -> code value -> (meaning, context groups).
+    table = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], CONCEPTS)
+    return {
+        (scheme, value): meaning
+        for scheme, concepts in table.items()
+        for by_value in concepts.values()
+        for value, (meaning, _) in by_value.items()
+    }
+
+
+def _published(item: Dataset) -> str:
+    """The published meaning of the code ``item`` carries; empty when it is no published code."""
+    key = (_text(item.get(_CODING_SCHEME_DESIGNATOR)), _text(item.get(_CODE_VALUE)))
+    return _published_meanings().get(key, "")
+
+
+def _patient_key(ds: Dataset) -> bytes:
+    """What identifies the patient of ``ds`` (an object or a sequence item) for pseudonyms and
+    the date offset; empty when it names no patient.
+
+    ``issuer\\id`` when PatientID is set (the historic input, unchanged); without a PatientID,
+    the name and birth date (NUL-prefixed, so never equal to an ``issuer\\id``): objects of one
+    unidentified patient stay linked, and two unidentified patients do not share a pseudonym.
+    The caller falls back to the study (its own pseudonym per study) when nothing is set.
+    """
+    patient_id = _text(ds.get(_PATIENT_ID))
+    if patient_id:
+        return (_text(ds.get(_ISSUER)) + "\\" + patient_id).encode()
+    name, birth = _text(ds.get(_PATIENT_NAME)), _text(ds.get(_BIRTH_DATE))
+    if name or birth:
+        return ("\0name:" + name + "\\" + birth).encode()
+    return b""
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """pydicom's validation warnings and log lines quote element values (names, IDs): none of
+    them while a data set is de-identified, written or verified. Values are not validated while
+    reading (the engine replaces what it does not keep) and are written as they are."""
+    settings = pydicom_config.settings
+    modes = settings.reading_validation_mode, settings.writing_validation_mode
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        settings.reading_validation_mode = pydicom_config.IGNORE
+        settings.writing_validation_mode = pydicom_config.IGNORE
+        try:
+            yield
+        finally:
+            settings.reading_validation_mode, settings.writing_validation_mode = modes
 
 
 def _text(value: object) -> str:
@@ -546,7 +698,9 @@ def _text(value: object) -> str:
 
 
 def _vr(raw: DataElement | RawDataElement, tag: BaseTag) -> str:
-    if raw.VR is not None:
+    """The element's VR; for implicit VR input, or a public element the file encodes as UN, the
+    dictionary's (``UN`` when the dictionary does not know the tag)."""
+    if raw.VR is not None and not (raw.VR == "UN" and not tag.is_private):
         return str(raw.VR)
     try:
         return str(dictionary_VR(tag))

@@ -11,7 +11,12 @@ two data sets, so an engine bug shows up as a finding instead of being trusted. 
 - ``name-retained``: a person name (VR PN) of the output equals a person name of the input at the
   same tag path, unless it is the engine's pseudonym (``PSEUDO^...``): whatever the table says
   (the engine empties names it has no row for);
-- ``uid-retained``: a UID the profile replaces appears anywhere in the output;
+- ``text-retained``: text the table has no row for kept its original value at the same tag path:
+  free prose (VR ST, LT, UT, UC; the engine replaces it: PS3.15 lists only some of the comments and
+  notes that can name a patient), URIs and AE titles, strings of the patient and visit groups
+  0010/0038 (e.g. dates in an alternative calendar) and the File Name in Container;
+- ``uid-retained``: a UID the profile replaces appears anywhere in the output (as a UID, or in
+  text or a URI, e.g. a Retrieve URL);
 - ``uid-inconsistent`` / ``uid-collision``: one original UID became two output UIDs, or two
   original UIDs became one;
 - ``uid-invalid``: a replaced UID is not a valid UID;
@@ -19,8 +24,9 @@ two data sets, so an engine bug shows up as a finding instead of being trusted. 
   the De-identification Method Code Sequence is absent or empty.
 
 A finding's detail names the attribute and the rule, never a value: findings go to logs.
-``dciodvfy_errors`` runs dicom3tools' IOD verifier, so a caller can show that de-identification
-added no error the input did not have.
+``dciodvfy_errors`` runs dicom3tools' IOD verifier; ``iod_errors_added`` compares an input file
+with its output (values stripped from the messages) and reports ``iod-error-added`` for each
+error de-identification introduced.
 
 No Pulumi and no pacs_kit imports here: this module runs in the Lambda functions.
 """
@@ -47,6 +53,14 @@ from lambdas.deid.profile import Option, options_from, profile, resolve
 REMOVING = frozenset({"D", "Z", "X"})
 CHECKED = REMOVING | {"U"}
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+# Text with no row of the table that must not keep its value: free prose (the engine dummies
+# it), URIs and AE titles anywhere, and strings of the patient and visit groups (removed).
+PROSE_VRS = frozenset({"LT", "ST", "UT", "UC", "UR", "AE"})
+PATIENT_GROUPS = frozenset({0x0010, 0x0038})
+PATIENT_STRING_VRS = frozenset({"LO", "SH", "UC", "ST", "LT", "UT", "CS"})
+FILENAME_IN_CONTAINER = 0x0008040B
+# The engine's placeholder texts: an input that already held one is no leak.
+PLACEHOLDERS = frozenset({"DEIDENTIFIED", "CLEANED"})
 UID_PATTERN = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 PATIENT_IDENTITY_REMOVED = 0x00120062
 METHOD_CODE_SEQUENCE = 0x00120064
@@ -171,7 +185,7 @@ def verify(
     allowed = safe_private if Option.RETAIN_SAFE_PRIVATE in chosen else frozenset()
     findings: list[Finding] = []
     findings += _retained_values(original, output, actions)
-    findings += _names(original, output)
+    findings += _names(original, output, actions)
     findings += _private_tags(output, allowed)
     findings += _uids(original, output, actions)
     findings += _identity_flags(output)
@@ -189,8 +203,9 @@ def _retained_values(original: Dataset, output: Dataset, actions: _Actions) -> l
         if action == "U" and elem.VR == "UI":
             continue  # the UID checks below cover it
         if elem.VR == "SQ":
-            # U on a sequence keeps it: the UIDs and attributes inside are checked one by one.
-            if action != "U" and any(item in kept.get(elem.tag, ()) for item in elem.value):
+            # U on a sequence keeps it, D and C rewrite its items (keeping their structure and
+            # published codes): the attributes inside are checked one by one. X and Z remove it.
+            if action in ("X", "Z") and any(item in kept.get(elem.tag, ()) for item in elem.value):
                 findings.append(
                     Finding(
                         "value-retained",
@@ -205,22 +220,44 @@ def _retained_values(original: Dataset, output: Dataset, actions: _Actions) -> l
     return findings
 
 
-def _names(original: Dataset, output: Dataset) -> list[Finding]:
-    names: dict[str, set[Any]] = defaultdict(set)
+def _names(original: Dataset, output: Dataset, actions: _Actions) -> list[Finding]:
+    """Person names anywhere, and free prose with no row of the table, kept at the same place."""
+    kept: dict[str, set[Any]] = defaultdict(set)
     for path, elem in _with_meta(original):
-        if elem.VR == "PN" and not _empty(elem.value):
-            names[path].add(_key(elem.value))
+        if _empty(elem.value):
+            continue
+        if elem.VR == "PN" or (actions.of(elem.tag) is None and _unlisted_text(elem)):
+            kept[path].add(_key(elem.value))
     findings = []
     for path, elem in _with_meta(output):
-        if elem.VR != "PN" or _empty(elem.value) or path not in names:
+        if _empty(elem.value) or path not in kept:
             continue
         value = _key(elem.value)
         values = value if isinstance(value, tuple) else (value,)
-        if all(str(v).startswith(PSEUDONYM_PREFIX) for v in values):
-            continue
-        if value in names[path]:
-            findings.append(Finding("name-retained", path, "a person name kept its original value"))
+        if elem.VR == "PN":
+            if all(str(v).startswith(PSEUDONYM_PREFIX) for v in values):
+                continue
+            if value in kept[path]:
+                findings.append(
+                    Finding("name-retained", path, "a person name kept its original value")
+                )
+        elif _unlisted_text(elem) and value in kept[path] and not set(values) <= PLACEHOLDERS:
+            findings.append(
+                Finding("text-retained", path, "free text with no row of the table kept its value")
+            )
     return findings
+
+
+def _unlisted_text(elem: DataElement) -> bool:
+    """Whether ``elem`` (with no row of the table) is text that must not keep its value."""
+    tag = BaseTag(elem.tag)
+    if tag.is_private:
+        return False
+    return (
+        elem.VR in PROSE_VRS
+        or (tag.group in PATIENT_GROUPS and elem.VR in PATIENT_STRING_VRS)
+        or tag == FILENAME_IN_CONTAINER
+    )
 
 
 def _private_tags(output: Dataset, allowed: frozenset[SafePrivate]) -> list[Finding]:
@@ -266,7 +303,7 @@ def _uids(original: Dataset, output: Dataset, actions: _Actions) -> list[Finding
         if elem.VR == "UI" and replaced.intersection(_uid_values(elem.value)):
             findings.append(Finding("uid-retained", path, "an original UID was not replaced"))
         elif (
-            elem.VR in TEXT_VRS
+            (elem.VR in TEXT_VRS or elem.VR == "UR")
             and isinstance(elem.value, str)
             and any(uid in elem.value for uid in replaced)
         ):
@@ -345,6 +382,43 @@ def _identity_flags(output: Dataset) -> list[Finding]:
                 "DeidentificationMethodCodeSequence must name the profile and its options",
             )
         )
+    return findings
+
+
+# What dciodvfy quotes from the file: ``= <value>``, ``value <Q> for``, ``= 'X' (0x58)``. Angle
+# brackets after ``Element=``, ``Module=`` and ``attribute`` hold dictionary names, not values.
+_QUOTED = re.compile(r"(?<!Element=)(?<!Module=)(?<!attribute )<[^<>]*>")
+_CHARACTER = re.compile(r"'[^']*' \(0x[0-9A-Fa-f]+\)")
+_HEX_TAG = re.compile(r"\(0x([0-9A-Fa-f]{4}),0x([0-9A-Fa-f]{4})\)")
+_ELEMENT = re.compile(r"Element=<([A-Za-z0-9]+)>|attribute <([^<>]+)>")
+
+
+def iod_error(line: str) -> str:
+    """A ``dciodvfy`` error line without the values it quotes: what it says about the structure
+    (attribute, module, rule), comparable between an input and its output and safe to log."""
+    line = _CHARACTER.sub("'?'", _QUOTED.sub("<?>", line))
+    return " ".join(line.split())
+
+
+def iod_errors_added(original: str | Path, output: str | Path) -> list[Finding]:
+    """``iod-error-added`` per dciodvfy error of ``output`` the ``original`` file does not have
+    (compared by :func:`iod_error`, so changed values do not count as new errors).
+
+    FileNotFoundError when dciodvfy is not installed.
+    """
+    before = {iod_error(line) for line in dciodvfy_errors(original)}
+    findings = []
+    for error in sorted({iod_error(line) for line in dciodvfy_errors(output)} - before):
+        tag = _HEX_TAG.search(error)
+        named = _ELEMENT.search(error)
+        where = (
+            f"({tag.group(1)},{tag.group(2)})".upper()
+            if tag
+            else (named.group(1) or named.group(2))
+            if named
+            else "-"
+        )
+        findings.append(Finding("iod-error-added", where, error))
     return findings
 
 

@@ -37,9 +37,11 @@ from pacs_kit.sandbox.lifecycle import provision
 from pacs_kit.sandbox.operate import (
     FileOutcome,
     OperateError,
+    ResearchCheck,
     SignatureCheck,
     ingest,
     run_schedules,
+    verify_research_copies,
     verify_signatures,
 )
 from pacs_kit.sandbox.samples import Sample, samples
@@ -197,6 +199,34 @@ def outcome_table(outcomes: Sequence[FileOutcome]) -> str:
     return "\n".join(lines)
 
 
+def research_table(checks: Sequence[ResearchCheck]) -> str:
+    """Per archived instance and project: its research outcome and check (UIDs and keys only)."""
+    lines = [f"  {'OUTCOME':<12}{'PROJECT':<16}{'CHECK':<7}OBJECT, THEN DETAIL"]
+    for c in checks:
+        where = c.derived_key or f"archived {c.sop_instance_uid}"
+        lines.append(
+            f"  {c.outcome:<12}{c.project or '-':<16}{'ok' if c.passed else 'FAIL':<7}{where}"
+        )
+        lines.append(f"  {'':<35}{c.detail}")
+    return "\n".join(lines)
+
+
+def research_summary(checks: Sequence[ResearchCheck]) -> str:
+    """``1 de-identified and verified (ct-research), 0 held, 1 not routed``."""
+    if not checks:
+        return "none (the stack has no researchProjects)"
+    copied = [c for c in checks if c.outcome == "copied" and c.passed]
+    projects = sorted({str(c.project) for c in copied})
+    text = (
+        f"{len(copied)} de-identified and verified"
+        + (f" ({', '.join(projects)})" if projects else "")
+        + f", {sum(c.outcome == 'held' for c in checks)} held, "
+        f"{sum(c.outcome == 'not-routed' for c in checks)} not routed"
+    )
+    failed = sum(not c.passed for c in checks)
+    return text + (f", {failed} NOT as expected" if failed else "")
+
+
 def _read_files(paths: Sequence[Path]) -> list[tuple[str, bytes]]:
     files = []
     for path in paths:
@@ -323,7 +353,8 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def demo(stack: str, state_dir: Path, say: Say = _say) -> int:
-    """up → ingest the sample set → verify → live checks → down, with a final summary."""
+    """up → ingest the sample set → research copies → verify → live checks → down, with a final
+    summary."""
     state_dir.mkdir(parents=True, exist_ok=True)
     with server.exclusive(state_dir, _waiting(state_dir, say)):
         return _demo(stack, state_dir, say)
@@ -331,14 +362,17 @@ def demo(stack: str, state_dir: Path, say: Say = _say) -> int:
 
 def _demo(stack: str, state_dir: Path, say: Say) -> int:
     started = time.monotonic()
-    say("[1/5] Deploying the stack into the emulator")
+    say("[1/6] Deploying the stack into the emulator")
     state = _up(stack, state_dir, say)
     try:
-        say("\n[2/5] Ingesting the sample set as the gateway's role (2 studies, 3 hostile files)")
+        say("\n[2/6] Ingesting the sample set as the gateway's role (2 studies, 3 hostile files)")
         sample_set = samples()
-        outcomes, _ = ingest(state, [(s.label, s.body) for s in sample_set])
+        outcomes, invocations = ingest(state, [(s.label, s.body) for s in sample_set])
         say(outcome_table(outcomes))
-        say("\n[3/5] Verifying signatures: the verify function (its daily schedule, fired once)")
+        say("\n[3/6] Research copies, checked against their archived originals like an auditor")
+        research = verify_research_copies(state, outcomes, invocations)
+        say(research_table(research) if research else "  no research project in the stack")
+        say("\n[4/6] Verifying signatures: the verify function (its daily schedule, fired once)")
         verify_runs = run_schedules(state)
         verified = sum(
             int(r.result.get("checked", 0)) - int(r.result.get("failed", 0))
@@ -352,13 +386,13 @@ def _demo(stack: str, state_dir: Path, say: Say) -> int:
             f"cryptography (KMS public key): {sum(c.valid for c in independent)}/"
             f"{len(independent)} signatures valid"
         )
-        say("\n[4/5] Live checks, read back from the emulator like an auditor")
+        say("\n[5/6] Live checks, read back from the emulator like an auditor")
         with server.iam_paused(state.endpoint):  # moto refuses the Lambda API under enforcement
             checks = run_checks(state)
         say(format_checks(checks, compact=True))
         data = data_summary(state, state_dir)
     finally:
-        say("\n[5/5] Stopping the emulator")
+        say("\n[6/6] Stopping the emulator")
         tear_down(state_dir)
     wrong = _unexpected(sample_set, outcomes)
     counts = type_counts(state)
@@ -371,6 +405,7 @@ def _demo(stack: str, state_dir: Path, say: Say) -> int:
         f"{sum(o.outcome == 'quarantined' for o in outcomes)} quarantined"
         + (f", {len(wrong)} NOT as expected: {', '.join(wrong)}" if wrong else " (as expected)"),
         f"  signatures verified: {sum(c.valid for c in independent)} of {len(independent)}",
+        f"  research copies: {research_summary(research)}",
         f"  live checks: {sum(c.passed is True for c in checks)} pass, "
         f"{sum(c.passed is False for c in checks)} fail, "
         f"{sum(c.passed is None for c in checks)} not readable in the emulator",
@@ -378,7 +413,7 @@ def _demo(stack: str, state_dir: Path, say: Say) -> int:
         f"  total {time.monotonic() - started:.0f} s",
     ]
     say("\n".join(summary))
-    problems = demo_problems(wrong, verify_runs, independent, checks, data, len(archived))
+    problems = demo_problems(wrong, verify_runs, independent, checks, data, len(archived), research)
     for problem in problems:
         say(f"  NOT OK: {problem}")
     return EXIT_FAILED if problems else EXIT_OK
@@ -391,6 +426,7 @@ def demo_problems(
     checks: Sequence[Check],
     data: dict[str, int],
     archived: int,
+    research: Sequence[ResearchCheck] = (),
 ) -> list[str]:
     """Why the demo did not show the kit working; empty when it did."""
     problems = [f"{label}: not the expected outcome" for label in wrong]
@@ -401,6 +437,12 @@ def demo_problems(
         problems.append("archived instances' signatures did not all verify")
     # A check the emulator cannot answer (passed None) is listed as such, not failed.
     problems += [f"live check {c.id} failed on {c.resource}" for c in checks if c.passed is False]
+    # An expected copy missing or held is a failed research check (operate.verify_research_copies).
+    problems += [
+        f"research {c.project or 'routing'} of {c.sop_instance_uid}: {c.detail}"
+        for c in research
+        if not c.passed
+    ]
     if data["dead-letter messages"]:
         problems.append(f"{data['dead-letter messages']} message(s) in the dead-letter queue")
     if not data["SIEM events received"]:

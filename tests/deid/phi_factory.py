@@ -37,6 +37,9 @@ MARKERS: dict[str, str] = {
     "requested-procedure": "PHIMARK-REQPROC-7731",
     "scheduled-step-id": "PHIMARK-SPS-7731",
     "private-value": "PHIMARK-PRIV-7731",
+    # Free prose the table has no row for, top level and nested in an unlisted code sequence.
+    "step-comments": "PHIMARK-SPSCOMMENT-7731 call the patient at home",
+    "protocol-comments": "PHIMARK-PROTCOMMENT-7731 per Dr Who",
     "birth-date": "19370412",
 }
 PRIVATE_CREATOR = "ACME 1.0"
@@ -80,6 +83,13 @@ def hostile_ct(study: int = 1) -> FileDataset:
     request.ScheduledProcedureStepID = MARKERS["scheduled-step-id"]
     request.RequestedProcedureID = "RP1"
     ds.RequestAttributesSequence = [request]
+    ds.CommentsOnTheScheduledProcedureStep = MARKERS["step-comments"]
+    protocol = Dataset()
+    protocol.CodeValue = "P1"
+    protocol.CodingSchemeDesignator = "99LOCAL"
+    protocol.CodeMeaning = "CT HEAD ROUTINE"
+    protocol.CommentsOnTheScheduledProcedureStep = MARKERS["protocol-comments"]
+    ds.PerformedProtocolCodeSequence = [protocol]
     block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
     block.add_new(PRIVATE_ELEMENT, "LO", MARKERS["private-value"])
     ds.StudyInstanceUID = generate_uid()

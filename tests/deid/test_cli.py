@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -29,6 +32,20 @@ def ct(tmp_path: Path) -> Path:
     path.parent.mkdir()
     shutil.copyfile(get_testdata_file("CT_small.dcm"), path)
     return path
+
+
+def broken_engine(
+    monkeypatch: pytest.MonkeyPatch, change: Callable[[Dataset, Dataset], None]
+) -> None:
+    """Make the engine run ``change(input, output)`` on each output: a bug the CLI must catch."""
+    honest = Deidentifier.deidentify
+
+    def broken(self: Deidentifier, ds: Dataset) -> Dataset:
+        out = honest(self, ds)
+        change(ds, out)
+        return out
+
+    monkeypatch.setattr(Deidentifier, "deidentify", broken)
 
 
 def only_output(out: Path) -> Path:
@@ -140,14 +157,10 @@ def test_verify_fails_a_leaking_engine_and_removes_its_output(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    honest = Deidentifier.deidentify
-
-    def leaky(self: Deidentifier, ds: Dataset) -> Dataset:
-        out = honest(self, ds)
+    def leaky(ds: Dataset, out: Dataset) -> None:
         out.PatientName = ds.PatientName  # the bug --verify exists for
-        return out
 
-    monkeypatch.setattr(Deidentifier, "deidentify", leaky)
+    broken_engine(monkeypatch, leaky)
     out = tmp_path / "out"
     name = str(pydicom.dcmread(ct).PatientName)
     assert main(["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 1
@@ -234,3 +247,93 @@ def test_deid_domain_separates_recipients(
         assert default[keyword].value == empty[keyword].value, keyword
         assert a[keyword].value == a_again[keyword].value, keyword
         assert len({default[keyword].value, a[keyword].value, b[keyword].value}) == 3, keyword
+
+
+def test_verify_fails_an_output_with_a_new_iod_error(
+    tmp_path: Path,
+    key_file: Path,
+    ct: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert shutil.which("dciodvfy"), "`make tools` installs dicom3tools"
+
+    def breaking(ds: Dataset, out: Dataset) -> None:
+        del out.Rows  # Type 1: the output is no valid CT image any more
+
+    broken_engine(monkeypatch, breaking)
+    out = tmp_path / "out"
+    assert main(["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 1
+    assert list(out.iterdir()) == []
+    assert f"{ct}: iod-error-added Rows" in capsys.readouterr().out.splitlines()
+
+
+def test_verify_without_dciodvfy_warns_and_still_checks_leaks(
+    tmp_path: Path,
+    key_file: Path,
+    ct: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "out"
+    assert main(["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]) == 0
+    assert "dciodvfy not found" in capsys.readouterr().err
+    only_output(out)
+
+
+def test_an_unexpected_failure_costs_only_its_input(
+    tmp_path: Path,
+    key_file: Path,
+    ct: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    second = ct.parent / "second.dcm"
+    ds = pydicom.dcmread(ct)
+    ds.SOPInstanceUID = "1.2.3.4.5"
+    ds.save_as(second)
+
+    def buggy(ds: Dataset, out: Dataset) -> None:
+        if ds.SOPInstanceUID == "1.2.3.4.5":
+            raise RuntimeError("a bug")
+
+    broken_engine(monkeypatch, buggy)
+    out = tmp_path / "out"
+    args = ["deid", "--key-file", str(key_file), "--out", str(out), str(second), str(ct)]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert f"refused  {second}  internal-error" in captured.out
+    assert "RuntimeError" in captured.err
+    only_output(out)  # the other input went through
+
+
+def test_an_interrupt_leaves_no_partial_file(tmp_path: Path, key_file: Path, ct: Path) -> None:
+    from lambdas.deid.keys import LocalKeyer
+    from pacs_kit.deid import deidentify_file
+
+    def interrupted(*_: object) -> list[object]:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    out.mkdir()
+    engine = Deidentifier(LocalKeyer(key_file.read_bytes()))
+    with pytest.raises(KeyboardInterrupt):
+        deidentify_file(engine, ct, out, check=interrupted)
+    assert list(out.iterdir()) == [], "a .part file survived the interrupt"
+
+
+def test_no_value_reaches_the_terminal(tmp_path: Path, key_file: Path, ct: Path) -> None:
+    ds = pydicom.dcmread(ct)
+    reference = Dataset()
+    reference.add_new(0x00081155, "UI", "1.2.SMITH^JOHN")  # invalid: pydicom warns with it
+    ds.ReferencedImageSequence = [reference]
+    ds.save_as(ct)
+    out = tmp_path / "out"
+    # A real process: pydicom's warnings and log lines would reach its stderr.
+    args = ["deid", "--verify", "--key-file", str(key_file), "--out", str(out), str(ct)]
+    done = subprocess.run(
+        [sys.executable, "-m", "pacs_kit.cli", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout
+    assert "SMITH" not in done.stdout + done.stderr

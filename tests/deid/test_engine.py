@@ -334,3 +334,197 @@ def test_a_domain_with_a_nul_is_refused() -> None:
     # The NUL ends the domain in the MAC input: "a\0uid:x" must not be writable as a domain.
     with pytest.raises(ValueError, match="domain"):
         Deidentifier(LocalKeyer(KEY), domain="a\0b")
+
+
+# --- patients without a PatientID ---------------------------------------------------------------
+
+
+def _unidentified(name: str, birth: str, study: str) -> Dataset:
+    ds = ct_small()
+    ds.PatientID = ""
+    ds.PatientName = name
+    ds.PatientBirthDate = birth
+    ds.StudyInstanceUID = study
+    return ds
+
+
+def test_patients_without_an_id_do_not_share_a_pseudonym() -> None:
+    doe = deid(_unidentified("DOE^JANE", "19600101", "1.2.3.1"))
+    roe = deid(_unidentified("ROE^RICHARD", "19700202", "1.2.3.2"))
+    assert doe.PatientID != roe.PatientID, "two unidentified patients got one pseudonym"
+    # The same unidentified patient in another study stays linked (name and birth date).
+    again = deid(_unidentified("DOE^JANE", "19600101", "1.2.3.3"))
+    assert again.PatientID == doe.PatientID
+    assert again.PatientName == doe.PatientName == "PSEUDO^" + doe.PatientID
+
+
+def test_objects_naming_no_patient_get_one_pseudonym_per_study() -> None:
+    first = deid(_unidentified("", "", "1.2.3.1"))
+    other = deid(_unidentified("", "", "1.2.3.2"))
+    same = deid(_unidentified("", "", "1.2.3.1"))
+    assert first.PatientID != other.PatientID and first.PatientID == same.PatientID
+
+
+def test_a_patient_id_keeps_the_pseudonym_it_always_had() -> None:
+    # issuer\id is the MAC input as before the fallbacks: existing pseudonyms do not change.
+    import hashlib
+    import hmac
+
+    ds = ct_small()
+    expected = hmac.digest(KEY, b"patient-id:\\" + ds.PatientID.encode(), hashlib.sha256)
+    assert deid(ds).PatientID == expected[:8].hex().upper()
+
+
+# --- free prose and codes --------------------------------------------------------------------
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    return item
+
+
+def test_unlisted_prose_is_dummied_at_any_depth_and_short_codes_kept() -> None:
+    ds = ct_small()
+    ds.CommentsOnTheScheduledProcedureStep = "call Mrs Doe at home"
+    protocol = _code("P1", "99LOCAL", "CT HEAD ROUTINE")
+    protocol.CommentsOnTheScheduledProcedureStep = "per Dr Who"
+    ds.PerformedProtocolCodeSequence = [protocol]
+    out = deid(ds)
+    assert out.CommentsOnTheScheduledProcedureStep == "DEIDENTIFIED"
+    [item] = out.PerformedProtocolCodeSequence
+    assert item.CommentsOnTheScheduledProcedureStep == "DEIDENTIFIED"
+    assert (item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning) == (
+        "P1",
+        "99LOCAL",
+        "CT HEAD ROUTINE",
+    ), "an unlisted code sequence of a kept object keeps its short codes"
+
+
+def _report_item(concept: Dataset, text: str) -> Dataset:
+    item = Dataset()
+    item.RelationshipType = "CONTAINS"
+    item.ValueType = "TEXT"
+    item.ConceptNameCodeSequence = [concept]
+    item.TextValue = text
+    return item
+
+
+def test_clean_structured_content_keeps_standard_codes_and_cleans_text() -> None:
+    ds = ct_small()
+    finding = _code("121071", "DCM", "Finding")
+    local = _code("L7", "99LOCAL", "Dr Who's impression")
+    ds.ContentSequence = [
+        _report_item(finding, "Mass seen, see Mr Doe's notes"),
+        _report_item(local, "call 555-0100"),
+    ]
+    out = deid(ds, options=frozenset({Option.CLEAN_STRUCTURED_CONTENT}))
+    standard, other = out.ContentSequence
+    [concept] = standard.ConceptNameCodeSequence
+    assert (concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning) == (
+        "121071",
+        "DCM",
+        "Finding",
+    ), "a DCM concept name is published vocabulary: kept"
+    assert standard.TextValue == "CLEANED" and other.TextValue == "CLEANED"
+    [local_concept] = other.ConceptNameCodeSequence
+    assert local_concept.CodeMeaning == "CLEANED", "a local scheme's meaning is cleaned like text"
+    assert standard.RelationshipType == "CONTAINS" and standard.ValueType == "TEXT"
+    # Without the option the whole Content Sequence is dummied (table: D): no text survives.
+    dummied = deid(ds)
+    data = output_bytes(dummied)
+    assert b"Doe" not in data and b"555-0100" not in data and b"Who" not in data
+
+
+# --- review findings: encodings and attributes the table does not list ------------------------
+
+
+def test_a_known_sequence_encoded_as_un_is_processed_as_a_sequence() -> None:
+    ds = ct_small()
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = "P1", "99LOCAL", "HEAD"
+    item.PatientName = "UNSEQNAME^LEAK"
+    item.ReferencedSOPInstanceUID = "1.2.3.4.5.6.7.8.9"
+    ds.PerformedProtocolCodeSequence = [item]
+    # Re-encode the sequence as UN: implicit VR content, undefined length (PS3.5 6.2.2).
+    data = bytearray(output_bytes(ds))
+    header = (0x0040).to_bytes(2, "little") + (0x0260).to_bytes(2, "little") + b"SQ"
+    at = data.index(header)
+    data[at + 4 : at + 6] = b"UN"
+    raw = pydicom.dcmread(io.BytesIO(bytes(data)))
+    assert raw.get_item(0x00400260).VR == "UN", "the test input must carry the sequence as UN"
+    result = deid(raw)
+    out = output_bytes(result)
+    assert b"UNSEQNAME" not in out, "a name inside a UN-encoded sequence was copied verbatim"
+    assert b"1.2.3.4.5.6.7.8.9" not in out, "a UID inside a UN-encoded sequence was not remapped"
+    # Processed as the sequence it is, not dropped: the code stays, the UID is a keyed one.
+    [kept] = pydicom.dcmread(io.BytesIO(out)).PerformedProtocolCodeSequence
+    assert kept.CodeValue == "P1" and kept.ReferencedSOPInstanceUID.startswith("2.25.")
+
+
+def test_unknown_public_elements_and_uris_are_removed() -> None:
+    ds = ct_small()
+    ds.RetrieveURL = f"https://pacs.example/studies/{ds.StudyInstanceUID}"
+    ds.add_new(0x0074100A, "UR", "mailto:jane.doe@example.org")  # Contact URI
+    ds.add_new(0x0008040B, "LO", "DOE_JANE_MRN4242.dcm")  # File Name in Container
+    ds.add_new(0x00100033, "LO", "5706-04-19")  # birth date, alternative calendar
+    ds.add_new(0x00400241, "AE", "CT_DOE_ROOM")  # Performed Station AE Title: listed
+    ds.add_new(0x00080119, "UC", "LONGCODELEAK")  # unlisted UC: prose
+    ds.add_new(0x7FFF0010, "LO", "UNKNOWNPUBLICLEAK")  # a public tag no dictionary knows
+    original = str(ds.StudyInstanceUID)
+    data = output_bytes(deid(ds))
+    for leak in (original, b"jane.doe", b"DOE_JANE", b"5706-04-19", b"CT_DOE", b"LONGCODELEAK"):
+        text = leak if isinstance(leak, bytes) else leak.encode()
+        assert text not in data, f"{text!r} left in the output bytes"
+    assert b"UNKNOWNPUBLICLEAK" not in data
+
+
+def test_class_uids_are_never_remapped() -> None:
+    ds = ct_small()
+    private_class = "1.2.840.113619.4.30"  # a vendor SOP class pydicom does not know
+    ds.SOPClassUID = private_class
+    ds.file_meta.MediaStorageSOPClassUID = private_class
+    reference = Dataset()
+    reference.ReferencedSOPClassUID = private_class
+    reference.ReferencedSOPInstanceUID = "1.2.3.4.5.6"
+    ds.ReferencedImageSequence = [reference]
+    out = deid(ds)
+    assert out.SOPClassUID == out.file_meta.MediaStorageSOPClassUID == private_class
+    [item] = out.ReferencedImageSequence
+    assert item.ReferencedSOPClassUID == private_class
+    assert item.ReferencedSOPInstanceUID != "1.2.3.4.5.6", "instance UIDs are still remapped"
+
+
+def test_a_published_code_gets_the_published_meaning_not_the_inputs() -> None:
+    ds = ct_small()
+    ds.ContentSequence = [_report_item(_code("121071", "DCM", "Mr Doe's finding"), "text")]
+    for options in (frozenset(), frozenset({Option.CLEAN_STRUCTURED_CONTENT})):
+        out = deid(ds, options=options)
+        [concept] = out.ContentSequence[0].ConceptNameCodeSequence
+        assert concept.CodeMeaning == "Finding", options
+        assert b"Doe" not in output_bytes(out)
+
+
+def test_a_screen_shot_is_held_whatever_its_class_says() -> None:
+    ds = ct_small()
+    ds.BurnedInAnnotation = "NO"
+    ds.ImageType = ["DERIVED", "SECONDARY", "SCREEN SHOT"]
+    with pytest.raises(DeidError) as held:
+        deid(ds)
+    assert held.value.code == "burned-in-annotation"
+    ds.ImageType = "ORIGINAL"  # a single value is no list of characters
+    deid(ds)
+
+
+def test_deidentify_emits_no_warning_that_could_quote_a_value(
+    recwarn: pytest.WarningsRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    ds = ct_small()
+    ds.add_new(0x00081140, "SQ", [Dataset()])
+    ds.ReferencedImageSequence[0].add_new(0x00081155, "UI", "1.2.SMITH^JOHN")
+    data = output_bytes(ds)
+    recwarn.clear()
+    caplog.clear()
+    deid(pydicom.dcmread(io.BytesIO(data)))
+    assert [str(w.message) for w in recwarn if "SMITH" in str(w.message)] == []
+    assert "SMITH" not in caplog.text

@@ -16,7 +16,7 @@ from pydicom.uid import generate_uid
 from lambdas.deid.engine import Deidentifier
 from lambdas.deid.keys import LocalKeyer
 from lambdas.deid.profile import Option
-from lambdas.deid.verify import Finding, dciodvfy_errors, verify
+from lambdas.deid.verify import Finding, dciodvfy_errors, iod_error, iod_errors_added, verify
 from tests.deid.phi_factory import (
     MARKERS,
     PRIVATE_CREATOR,
@@ -203,3 +203,69 @@ def test_dciodvfy_reports_errors_of_an_invalid_object(dciodvfy: str, tmp_path: P
     path.write_bytes(encode(ds))
     errors = dciodvfy_errors(path)
     assert errors and all(line.startswith("Error") for line in errors)
+
+
+def test_unlisted_prose_kept_is_a_finding(engine: Deidentifier) -> None:
+    original = hostile_ct()
+    output = engine.deidentify(original)
+    [protocol] = output.PerformedProtocolCodeSequence
+    protocol.CommentsOnTheScheduledProcedureStep = MARKERS["protocol-comments"]  # a leak
+    found = codes(verify(original, output))
+    assert found == {("text-retained", "(0040,0260)>(0040,0400)")}, found
+
+
+def test_iod_errors_added_ignores_changed_values_and_names_new_errors(
+    dciodvfy: str, tmp_path: Path
+) -> None:
+    original = hostile_ct()
+    original.PatientSex = "Q"  # an error the input already has, with a value quoted
+    before = tmp_path / "in.dcm"
+    before.write_bytes(encode(original))
+    output = copy.deepcopy(original)
+    output.PatientSex = "X"  # the same error with another value: not new
+    del output.Rows  # new: Type 1 in the Image Pixel module
+    after = tmp_path / "out.dcm"
+    after.write_bytes(encode(output))
+    findings = iod_errors_added(before, after)
+    assert findings and {f.code for f in findings} == {"iod-error-added"}
+    assert any(f.tag == "Rows" for f in findings), findings
+    assert not any("Sex" in f.detail for f in findings), "a changed value counted as a new error"
+    for finding in findings:
+        assert "<Q>" not in finding.detail and "<X>" not in finding.detail
+
+
+def test_iod_error_strips_quoted_values() -> None:
+    line = (
+        "Error - Value invalid for this VR - (0x0010,0x0010) PN Patient's Name  PN [1] = "
+        "<DOE^JOHN> - Character invalid for this VR = 'X' (0x58)"
+    )
+    assert "DOE" not in iod_error(line) and "'X'" not in iod_error(line)
+    assert iod_error("Error - Missing attribute Type 1 Required Element=<Rows> Module=<Image>") == (
+        "Error - Missing attribute Type 1 Required Element=<Rows> Module=<Image>"
+    )
+
+
+def test_a_report_of_published_codes_only_passes(engine: Deidentifier) -> None:
+    original = hostile_ct()
+    item = Dataset()
+    item.RelationshipType, item.ValueType = "CONTAINS", "CODE"
+    concept = Dataset()
+    concept.CodeValue, concept.CodingSchemeDesignator, concept.CodeMeaning = (
+        "121071",
+        "DCM",
+        "Finding",
+    )
+    item.ConceptNameCodeSequence = [concept]
+    original.ContentSequence = [item]
+    output = read_back(engine.deidentify(original))
+    assert verify(original, output) == [], "a D sequence rewritten item by item is no leak"
+
+
+def test_a_kept_uri_and_a_uid_inside_it_are_findings(engine: Deidentifier) -> None:
+    original = hostile_ct()
+    original.RetrieveURL = f"https://pacs.example/studies/{original.StudyInstanceUID}"
+    output = engine.deidentify(original)
+    output.RetrieveURL = original.RetrieveURL  # a leak the engine would never write
+    found = codes(verify(original, output))
+    assert ("text-retained", "(0008,1190)") in found, found
+    assert ("uid-retained", "(0008,1190)") in found, found

@@ -462,6 +462,14 @@ def test_only_the_reidentification_role_reads_the_table(research_plan: ProgramRu
     research = policy_of(one(research_plan, ROLE_POLICY, "research-research-policy"))
     on_table = [s for s in research["Statement"] if LINKAGE_TABLE_ARN in as_list(s["Resource"])]
     assert [s["Action"] for s in on_table] == [["dynamodb:PutItem"]]
+    [put] = on_table
+    # Only the row's own attributes, and never the replaced row's values back.
+    assert put["Condition"] == {
+        "ForAllValues:StringEquals": {
+            "dynamodb:Attributes": ["ciphertext", "deid_sop_instance_uid", "project"]
+        },
+        "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+    }
     # Managed policies: Lambda's network interfaces, and AWS Backup's on the backup role only
     # (the table joins the backup plan; a restored copy still holds linkage-key ciphertexts).
     attached = {

@@ -10,13 +10,17 @@ import hashlib
 import io
 import json
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from infra.iam_documents import LINKAGE_ATTRIBUTES
 from lambdas import settings as env
+from lambdas.audit_events import RESEARCH, problems
+from lambdas.deid.engine import Deidentifier
 from lambdas.research_copy import is_instance_key, review_key
 from lambdas.settings import ResearchSettings, SettingsError, parse_research_projects
 from tests.lambdas.conftest import (
@@ -85,6 +89,28 @@ def archived_key(ds: Dataset) -> str:
 def linkage_items(stack: Stack) -> list[dict[str, Any]]:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     return list(dynamodb.scan(TableName=stack.linkage_table)["Items"])
+
+
+@pytest.fixture
+def research_log(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """What the research-copy function logs (its Powertools JSON stream)."""
+    from lambdas import research as function
+
+    stream = io.StringIO()
+    monkeypatch.setattr(function.logger.registered_handler, "stream", stream)
+    return stream
+
+
+def held_events(log: io.StringIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in log.getvalue().splitlines() if line.startswith("{")]
+    return [e for e in lines if e.get("message") == "research-held"]
+
+
+def review_record(stack: Stack, version: dict[str, Any]) -> dict[str, Any]:
+    obj = s3_client().get_object(
+        Bucket=stack.quarantine, Key=version["Key"], VersionId=version["VersionId"]
+    )
+    return dict(json.loads(obj["Body"].read()))
 
 
 def test_a_matching_ct_lands_deidentified_in_the_projects_prefix(research: Stack) -> None:
@@ -167,6 +193,54 @@ def test_a_projects_copies_are_consistent_across_runs(research: Stack) -> None:
     assert len(derived_versions(research)) == 2 and len(studies) == 1, studies
 
 
+def message_key(message: dict[str, Any]) -> str:
+    [record] = json.loads(message["Body"])["Records"]
+    return unquote_plus(str(record["s3"]["object"]["key"]))  # S3 events URL-encode keys
+
+
+class CountingKms:
+    """The function's KMS client, counting GenerateMac calls per message."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.macs: list[bytes] = []
+
+    def generate_mac(self, **kwargs: Any) -> Any:
+        self.macs.append(kwargs["Message"])
+        return self.client.generate_mac(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_kms_macs_are_cached_within_an_invocation_not_across(
+    research: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas import research as function
+
+    source = chest_ct()
+    messages = archive(
+        research,
+        source,
+        chest_ct(StudyInstanceUID=source.StudyInstanceUID),
+        chest_ct(StudyInstanceUID=source.StudyInstanceUID),
+    )
+    instances = [m for m in messages if is_instance_key(message_key(m))]
+    assert len(instances) == 3, "expected one message per archived instance"
+    kms = CountingKms(function.runtime().copier.kms)
+    monkeypatch.setattr(function.runtime().copier, "kms", kms)
+    study = f"uid:{source.StudyInstanceUID}".encode()
+
+    def study_macs() -> int:
+        return sum(1 for m in kms.macs if m.endswith(study))
+
+    assert deliver_research(research, instances[:2]) == []  # one invocation, two instances
+    assert study_macs() == 1, "the study UID was MAC'd once per instance, not per invocation"
+    assert deliver_research(research, instances[2:]) == []  # the next invocation
+    assert study_macs() == 2, "a MAC outlived its invocation"
+    assert len(derived_versions(research)) == 3
+
+
 def test_a_burned_in_instance_leaves_only_a_review_record(research: Stack) -> None:
     source = chest_ct(BurnedInAnnotation="YES")
     assert deliver_research(research, archive(research, source)) == []
@@ -174,13 +248,12 @@ def test_a_burned_in_instance_leaves_only_a_review_record(research: Stack) -> No
     assert derived_versions(research) == [], "an instance with burned-in text reached derived"
     [record] = review_versions(research)
     key = archived_key(source)
-    assert record["Key"] == review_key("lung-ct", key)
-    assert (
-        record["Key"] == f"research-review/lung-ct/{hashlib.sha256(key.encode()).hexdigest()}.json"
-    )
     s3 = s3_client()
-    obj = s3.get_object(Bucket=research.quarantine, Key=record["Key"])
     archived = s3.head_object(Bucket=research.archive, Key=key)
+    assert record["Key"] == review_key("lung-ct", key, archived["VersionId"])
+    digest = hashlib.sha256(f"{key}\0{archived['VersionId']}".encode()).hexdigest()
+    assert record["Key"] == f"research-review/lung-ct/{digest}.json"
+    obj = s3.get_object(Bucket=research.quarantine, Key=record["Key"])
     assert json.loads(obj["Body"].read()) == {
         "project": "lung-ct",
         "reason": "burned-in-annotation",
@@ -188,6 +261,78 @@ def test_a_burned_in_instance_leaves_only_a_review_record(research: Stack) -> No
         "archive_version_id": archived["VersionId"],
     }
     assert obj["ServerSideEncryption"] == "aws:kms" and obj["SSEKMSKeyId"] == research.data_key
+
+
+def test_a_copy_the_leak_check_fails_is_held_not_released(
+    linked: Stack, research_log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an engine that (by a bug) keeps the patient's name in its output
+    deidentify = Deidentifier.deidentify
+
+    def leaky(self: Deidentifier, ds: Dataset) -> Dataset:
+        out = deidentify(self, ds)
+        out.PatientName = ds.PatientName
+        return out
+
+    monkeypatch.setattr(Deidentifier, "deidentify", leaky)
+    source = chest_ct()
+    # WHEN its instance is routed to a project
+    assert deliver_research(linked, archive(linked, source)) == []
+
+    # THEN nothing is released: no copy, no linkage record; a review record says why
+    assert derived_versions(linked) == [], "a copy that fails the leak check reached derived"
+    assert linkage_items(linked) == [], "a linkage record was written for a copy never released"
+    [version] = review_versions(linked)
+    record = review_record(linked, version)
+    archived = s3_client().head_object(Bucket=linked.archive, Key=archived_key(source))
+    assert record["reason"] == "verification-failed"
+    assert record["archive_key"] == archived_key(source)
+    assert record["archive_version_id"] == archived["VersionId"]
+    assert "value-retained (0010,0010)" in record["findings"]
+    [held] = held_events(research_log)
+    assert held["reason"] == "verification-failed" and held["review_key"] == version["Key"]
+    assert "value-retained (0010,0010)" in held["findings"]
+    assert problems(RESEARCH, held) == []
+    for phi in PHI_STRINGS:
+        assert phi not in json.dumps(record), f"the review record carries {phi!r}"
+        assert phi not in research_log.getvalue(), f"the research log carries {phi!r}"
+
+
+def test_a_corrected_rearchive_is_held_and_the_copy_kept(
+    research: Stack, research_log: io.StringIO
+) -> None:
+    # GIVEN an instance whose copy is in derived
+    source = chest_ct()
+    assert deliver_research(research, archive(research, source)) == []
+    [copy] = derived_versions(research)
+    # WHEN a corrected version of it is archived under the same key (a non-identifying attribute
+    # changed, so its de-identified copy differs under the same de-identified UIDs)
+    source.SeriesNumber = int(source.SeriesNumber or 0) + 1
+    key = archived_key(source)
+    s3_client().put_object(
+        Bucket=research.archive, Key=key, Body=encode(source), ChecksumAlgorithm="SHA256"
+    )
+    corrected = s3_client().head_object(Bucket=research.archive, Key=key)["VersionId"]
+    [message] = receive(research, queue_url=research.research_queue_url)
+    # What S3 sends for a versioned bucket and moto leaves out (tests/lambdas/conftest.py): without
+    # it, idempotency would answer this version's notification from the first one's record.
+    body = json.loads(message["Body"])
+    body["Records"][0]["s3"]["object"]["versionId"] = corrected
+    message["Body"] = json.dumps(body)
+
+    # THEN the record is not failed (no retry to the DLQ), the copy stands, a person reviews
+    assert deliver_research(research, [message]) == [], "a corrected re-archive was retried"
+    assert derived_versions(research) == [copy], "the existing copy was overwritten"
+    [version] = review_versions(research)
+    assert review_record(research, version) == {
+        "project": "lung-ct",
+        "reason": "conflicting-copy",
+        "archive_key": key,
+        "archive_version_id": corrected,
+    }
+    [held] = held_events(research_log)
+    assert held["reason"] == "conflicting-copy" and "findings" not in held
+    assert problems(RESEARCH, held) == []
 
 
 def test_a_redelivered_message_has_one_effect(research: Stack) -> None:
@@ -251,6 +396,8 @@ def test_linkage_on_stores_the_original_identifiers_encrypted(linked: Stack) -> 
     [copy] = derived_versions(linked)
     deid_sop = copy["Key"].rsplit("/", 1)[1].removesuffix(".dcm")
     [item] = linkage_items(linked)
+    # The attributes the research role's PutItem condition allows (infra/iam_documents.py).
+    assert set(item) == set(LINKAGE_ATTRIBUTES)
     assert item["project"] == {"S": "lung-ct"}
     assert item["deid_sop_instance_uid"] == {"S": deid_sop}
     assert PATIENT_ID.encode() not in item["ciphertext"]["B"]

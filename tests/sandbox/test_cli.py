@@ -17,11 +17,11 @@ from pacs_kit.cli import main
 from pacs_kit.program import Project
 from pacs_kit.sandbox import deploy as deploy_module
 from pacs_kit.sandbox import server
-from pacs_kit.sandbox.cli import demo_problems
+from pacs_kit.sandbox.cli import demo_problems, research_summary
 from pacs_kit.sandbox.deploy import TrackedInputs
 from pacs_kit.sandbox.emulate import Clients
 from pacs_kit.sandbox.lambda_runtime import Invocation
-from pacs_kit.sandbox.operate import SignatureCheck
+from pacs_kit.sandbox.operate import ResearchCheck, SignatureCheck
 from pacs_kit.sandbox.samples import samples
 from pacs_kit.sandbox.state import SandboxState
 from tests.sandbox.conftest import moto_server
@@ -162,6 +162,10 @@ def test_the_demo_make_demo_runs_ends_with_the_summary(tmp_path: Path) -> None:
     summary = result.stdout.split("\nSummary\n", 1)[1]
     assert "files: 2 archived, 3 quarantined (as expected)" in summary
     assert "signatures verified: 2 of 2" in summary
+    assert (
+        "research copies: 1 de-identified and verified (ct-research), 0 held, 1 not routed"
+        in summary
+    )
     assert "0 unknown types" in summary
     assert "CompressedSamples" not in result.stdout + result.stderr
     assert server.running(tmp_path) is None
@@ -198,3 +202,22 @@ def test_the_demo_fails_when_the_kit_did_not_show_it_works(
     assert demo_problems([], runs[:0], signatures[:1], [], ok, 1) == [
         "the verify function's run: no run for 1 archived"
     ]
+
+
+def test_the_demo_fails_when_a_research_check_fails() -> None:
+    runs = [Invocation("verify", "schedule", "r", result={"checked": 2, "failed": 0})]
+    signatures = [SignatureCheck("k", True, "ok")] * 2
+    ok = {"SIEM events received": 1, "dead-letter messages": 0}
+    copied = ResearchCheck("1.2.3", "copied", "ct-research", "derived/ct-research/x.dcm", True)
+    routed = ResearchCheck("1.2.4", "not-routed", passed=True)
+    assert demo_problems([], runs, signatures, [], ok, 2, [copied, routed]) == []
+    leaked = ResearchCheck(
+        "1.2.3", "copied", "ct-research", "derived/ct-research/x.dcm", False, "verify: ..."
+    )
+    missing = ResearchCheck("1.2.3", "missing", "ct-research", detail="no research-copied event")
+    for failed in (leaked, missing):
+        problems = demo_problems([], runs, signatures, [], ok, 2, [failed, routed])
+        assert problems == [f"research ct-research of 1.2.3: {failed.detail}"]
+    assert research_summary([leaked, routed]) == (
+        "0 de-identified and verified, 0 held, 1 not routed, 1 NOT as expected"
+    )
