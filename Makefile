@@ -21,11 +21,12 @@ demo: $(STAMP)
 
 test: lint typecheck pytest
 
-# Independent verifiers the tests drive: dcmtk (storescu over mutual TLS), openssl (verify),
+# Independent verifiers the tests drive: dcmtk (storescu over mutual TLS, dcmsign: DICOM digital
+# signatures), openssl (verify, cms),
 # dicom3tools (dciodvfy: de-identified output must stay a valid IOD). Debian/Ubuntu only.
 tools:
 	@missing=; \
-	command -v storescu >/dev/null 2>&1 || missing="$$missing dcmtk"; \
+	{ command -v storescu && command -v dcmsign; } >/dev/null 2>&1 || missing="$$missing dcmtk"; \
 	command -v dciodvfy >/dev/null 2>&1 || missing="$$missing dicom3tools"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \

@@ -26,7 +26,12 @@ from infra.iam_documents import (
     trusted_principal_kind,
 )
 from infra.packaging import REPO
-from lambdas.settings import DEFAULT_MAX_OBJECT_BYTES, DEFAULT_VERIFY_SAMPLE_SIZE
+from lambdas.settings import (
+    DEFAULT_MAX_OBJECT_BYTES,
+    DEFAULT_SIGNATURE_POLICY,
+    DEFAULT_VERIFY_SAMPLE_SIZE,
+    SIGNATURE_POLICIES,
+)
 
 PROJECT = "cloud-pacs"
 _Loaded = TypeVar("_Loaded")
@@ -217,6 +222,19 @@ KEYS: tuple[Key, ...] = (
         "ingestSopClasses",
         [],
         "SOP class UIDs the ingest function accepts; empty takes its built-in storage list.",
+    ),
+    Key(
+        "ingestSignaturePolicy",
+        DEFAULT_SIGNATURE_POLICY,
+        "What DICOM digital signatures of arriving objects decide: reject-invalid (quarantine a "
+        "tampered object), record (only log verdicts; warns) or require-valid (also quarantine "
+        "objects without a valid signature; needs ingestSignatureTrustBundle).",
+    ),
+    Key(
+        "ingestSignatureTrustBundle",
+        "",
+        "PEM file (relative to the project) of the CA certificates signers must chain to for a "
+        "signature to be valid; empty: signatures verify at most as untrusted.",
     ),
     Key(
         "verifySampleSize",
@@ -480,6 +498,9 @@ class Settings:
     verify_sample_size: int
     verify_reserved_concurrency: int
     warnings: tuple[str, ...] = field(default=())
+    # lambdas/settings.py SIGNATURE_POLICIES; the trust bundle's validated PEM text, or None.
+    ingest_signature_policy: str = DEFAULT_SIGNATURE_POLICY
+    ingest_signature_trust_pem: str | None = None
     edge: EdgeSettings | None = None
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
@@ -781,6 +802,31 @@ def _emulator_endpoint(key: str, raw: object, warnings: list[str]) -> str | None
         "deployment"
     )
     return url
+
+
+def _signature_settings(
+    get: Callable[[str], object], root: Path, warnings: list[str]
+) -> tuple[str, str | None]:
+    """ingestSignaturePolicy and ingestSignatureTrustBundle (its validated PEM text, or None)."""
+    policy = _choice("ingestSignaturePolicy", get("ingestSignaturePolicy"), SIGNATURE_POLICIES)
+    bundle_raw = str(get("ingestSignatureTrustBundle")).strip()
+    now = datetime.datetime.now(datetime.UTC)
+    trust = _ca_bundle("ingestSignatureTrustBundle", bundle_raw, root, now) if bundle_raw else None
+    if policy == "require-valid" and trust is None:
+        raise ConfigError(
+            _qualified("ingestSignaturePolicy"),
+            policy,
+            "require-valid needs ingestSignatureTrustBundle (the CAs signers chain to): without "
+            "trust anchors no signature is valid and every object would be quarantined; set the "
+            "bundle, or use reject-invalid or record",
+        )
+    if policy == "record":
+        warnings.append(
+            "cloud-pacs:ingestSignaturePolicy is record: objects whose DICOM digital signature no "
+            "longer matches their data (tampered after signing) are archived, with the verdict "
+            "only logged; use reject-invalid (the default) to quarantine them"
+        )
+    return policy, trust
 
 
 def _edge(
@@ -1197,6 +1243,8 @@ def parse_settings(
             "take the function's built-in list",
         )
 
+    signature_policy, signature_trust = _signature_settings(get, project_root, warnings)
+
     client_cidrs = _client_cidrs("allowedClientCidrs", get("allowedClientCidrs"))
     edge = _edge(
         get,
@@ -1248,6 +1296,8 @@ def parse_settings(
             "verifyReservedConcurrency", get("verifyReservedConcurrency"), 1, 10
         ),
         warnings=tuple(warnings),
+        ingest_signature_policy=signature_policy,
+        ingest_signature_trust_pem=signature_trust,
         edge=edge,
         audit=_audit(get),
         identity=identity,

@@ -378,6 +378,44 @@ _IDENTITY = (
 )
 
 
+# Present only when the object carried a Digital Signatures Sequence: one element per signature.
+# The signer is its certificate's SHA-256, never its subject (logs carry no names).
+_SIGNATURES = (
+    Field("signatures[].uid", "uid", "the Digital Signature UID"),
+    Field(
+        "signatures[].verdict",
+        "code",
+        "the verification's verdict (lambdas/dicom_signature.py)",
+        values=("valid", "untrusted", "invalid", "unsupported", "malformed"),
+    ),
+    Field(
+        "signatures[].mac_algorithm",
+        "text",
+        "the MAC algorithm the signature names (absent when unreadable)",
+        required=False,
+        values=("SHA256", "SHA384", "SHA512", "SHA1", "MD5", "RIPEMD160", "other"),
+    ),
+    Field(
+        "signatures[].key_algorithm",
+        "text",
+        "the signer key's algorithm, e.g. `RSA`, `ECDSA P-256` (absent when unreadable)",
+        required=False,
+    ),
+    Field(
+        "signatures[].profile",
+        "text",
+        "the PS3.15 Annex C profile, or `none (<key algorithm>)` (absent when unreadable)",
+        required=False,
+    ),
+    Field(
+        "signatures[].signer_sha256",
+        "sha256",
+        "SHA-256 of the signer's certificate (DER) (absent when unreadable)",
+        required=False,
+    ),
+)
+
+
 def _ingest_outcome(
     name: str, when: str, *, identity: bool, extra: tuple[Field, ...], patient_key: bool
 ) -> Event:
@@ -399,6 +437,10 @@ def _ingest_outcome(
                 required=patient_key,
             ),
             *extra,
+            *(
+                Field(f.name, f.type, f.meaning, required=False, values=f.values)
+                for f in _SIGNATURES
+            ),
         ),
     )
 

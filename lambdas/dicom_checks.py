@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 import pydicom
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from pydicom import config as pydicom_config
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
@@ -32,6 +34,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import read_dataset
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+
+from lambdas import dicom_signature as signatures
+from lambdas.settings import DEFAULT_SIGNATURE_POLICY
 
 # pydicom's own log and warning messages may quote element values (names, IDs): keep them in.
 logging.getLogger("pydicom").disabled = True
@@ -58,6 +63,9 @@ REASONS: dict[str, str] = {
     "trailing-data": "bytes after the end of a deflated data set (a hidden second file)",
     "patient-id-malformed": "PatientID or IssuerOfPatientID longer than its VR (LO) allows",
     "conflicting-duplicate": "SOP Instance UID already archived with different content",
+    "signature-invalid": "a digital signature (FFFA,FFFA) no longer matches the data it signed",
+    "signature-missing": "no digital signature, and the stack requires a valid one",
+    "signature-untrusted": "signed, but no signature is valid and chains to the trust bundle",
 }
 
 # Transfer syntaxes accepted by default: the lossless and common lossy image encodings. Video and
@@ -191,6 +199,10 @@ class ValidationPolicy:
     transfer_syntaxes: frozenset[str] = frozenset(DEFAULT_TRANSFER_SYNTAXES)
     sop_classes: frozenset[str] = field(default_factory=default_sop_classes)
     spool_dir: str | None = None  # None: the platform's temp dir (/tmp on Lambda)
+    # What digital signatures decide (lambdas/settings.py SIGNATURE_POLICIES) and the CA
+    # certificates they must chain to for the verdict "valid".
+    signature_policy: str = DEFAULT_SIGNATURE_POLICY
+    trusted_signers: tuple[x509.Certificate, ...] = ()
 
     @classmethod
     def from_lists(
@@ -200,11 +212,45 @@ class ValidationPolicy:
         max_inflated_bytes: int,
         transfer_syntaxes: Iterable[str] = (),
         sop_classes: Iterable[str] = (),
+        signature_policy: str = DEFAULT_SIGNATURE_POLICY,
+        trust_pem: str = "",
     ) -> ValidationPolicy:
-        """A policy where empty lists mean the built-in defaults."""
+        """A policy where empty lists mean the built-in defaults; ``trust_pem`` is a PEM bundle."""
         ts = frozenset(transfer_syntaxes) or frozenset(DEFAULT_TRANSFER_SYNTAXES)
         sops = frozenset(sop_classes) or default_sop_classes()
-        return cls(max_object_bytes, max_inflated_bytes, ts, sops)
+        trusted = tuple(x509.load_pem_x509_certificates(trust_pem.encode())) if trust_pem else ()
+        return cls(
+            max_object_bytes,
+            max_inflated_bytes,
+            ts,
+            sops,
+            signature_policy=signature_policy,
+            trusted_signers=trusted,
+        )
+
+
+# MAC algorithms logged by name (PS3.15 C.1's list); any other value read from a file is "other".
+_KNOWN_MACS = frozenset(signatures.MAC_ALGORITHMS) | signatures.WEAK_MAC_ALGORITHMS
+
+
+@dataclass(frozen=True)
+class SignatureFact:
+    """One Digital Signatures Sequence item as verified: what the audit event records.
+
+    The signer is named by its certificate's SHA-256 only (never its subject: logs carry no
+    names); ``signer_sha256`` is None when the certificate cannot be read.
+    """
+
+    uid: str  # Digital Signature UID, or NOT_A_UID
+    verdict: str  # lambdas/dicom_signature.py: valid, untrusted, invalid, unsupported, malformed
+    mac_algorithm: str = ""
+    key_algorithm: str = ""
+    profile: str = ""
+    signer_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        """The audit event's ``signatures[]`` element: empty values are left out."""
+        return {k: v for k, v in self.__dict__.items() if v}
 
 
 @dataclass(frozen=True)
@@ -224,6 +270,8 @@ class Inspection:
     transfer_syntax_uid: str | None = None
     patient_id: str | None = field(default=None, repr=False)
     issuer_of_patient_id: str | None = field(default=None, repr=False)
+    # One per Digital Signatures Sequence item, in file order; empty for an unsigned object.
+    signatures: tuple[SignatureFact, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -399,6 +447,8 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
         with _quiet_pydicom(pydicom_config.WARN):
             _check_identity(ds, meta, policy, reasons, facts)
             _check_pixels(ds, UID(str(ts)), reasons)
+            # Last: the data set is known to parse; deferred values are read from the open spool.
+            _check_signatures(ds, policy, reasons, facts)
     except _Rejected:
         raise
     except EOFError:
@@ -711,5 +761,89 @@ def _check_pixels(ds: Dataset, ts: UID, reasons: list[Reason]) -> None:
                 "pixel-data-length-mismatch",
                 f"Pixel Data holds {actual} bytes; Rows x Columns x Samples x Bits Allocated x "
                 f"Frames gives {expected}",
+            )
+        )
+
+
+def _signer_sha256(item: Dataset) -> str | None:
+    """SHA-256 of the DER certificate of the signer (its fingerprint), None if unreadable."""
+    try:
+        data = bytes(item.CertificateOfSigner)
+        if len(data) % 2 == 0 and data.endswith(b"\x00"):
+            try:  # an odd-length DER certificate is padded with one zero byte (OB value)
+                certificate = x509.load_der_x509_certificate(data[:-1])
+            except ValueError:
+                certificate = x509.load_der_x509_certificate(data)
+        else:
+            certificate = x509.load_der_x509_certificate(data)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def _signature_facts(ds: Dataset, policy: ValidationPolicy) -> tuple[SignatureFact, ...]:
+    items = list(ds[signatures.DIGITAL_SIGNATURES_SEQUENCE].value)
+    try:
+        reports = signatures.verify_signatures(ds, trusted=policy.trusted_signers)
+    except Exception:  # noqa: BLE001 - a verifier failure is a malformed signature, never a crash
+        return tuple(SignatureFact(NOT_A_UID, signatures.MALFORMED) for _ in items or [None])
+    facts = []
+    for item, report in zip(items, reports, strict=False):
+        mac = report.mac_algorithm
+        facts.append(
+            SignatureFact(
+                uid=loggable_uid(report.uid),
+                verdict=report.verdict,
+                mac_algorithm=mac if not mac or mac in _KNOWN_MACS else "other",
+                key_algorithm=report.key_algorithm,
+                profile=report.profile,
+                signer_sha256=_signer_sha256(item),
+            )
+        )
+    return tuple(facts)
+
+
+def _check_signatures(
+    ds: Dataset, policy: ValidationPolicy, reasons: list[Reason], facts: dict[str, Any]
+) -> None:
+    """Verify the Digital Signatures Sequence, record each verdict, apply the signature policy.
+
+    ``reject-invalid``: an ``invalid`` signature (the signed data changed) is a reason;
+    ``require-valid``: so is the absence of any ``valid`` one (``signature-missing`` when unsigned,
+    ``signature-untrusted`` when signed and nothing is invalid); ``record``: never a reason.
+    ``unsupported`` and ``malformed`` signatures are recorded only: they prove nothing either way
+    (and never count as valid).
+    """
+    found = _signature_facts(ds, policy) if signatures.DIGITAL_SIGNATURES_SEQUENCE in ds else ()
+    if found:
+        facts["signatures"] = found
+    if policy.signature_policy == "record":
+        return
+    verdicts = [f.verdict for f in found]
+    invalid = verdicts.count(signatures.INVALID)
+    if invalid:
+        reasons.append(
+            Reason(
+                "signature-invalid",
+                f"{invalid} of {len(found)} digital signatures do not match the data they sign: "
+                "the object changed after it was signed",
+            )
+        )
+    if policy.signature_policy != "require-valid" or signatures.VALID in verdicts:
+        return
+    if not found:
+        reasons.append(
+            Reason(
+                "signature-missing",
+                "the object carries no digital signature (FFFA,FFFA); the stack requires a "
+                "valid one (ingestSignaturePolicy require-valid)",
+            )
+        )
+    elif not invalid:
+        reasons.append(
+            Reason(
+                "signature-untrusted",
+                f"none of {len(found)} digital signatures is valid and chains to the trust "
+                "bundle (verdicts: " + ", ".join(sorted(set(verdicts))) + ")",
             )
         )

@@ -86,6 +86,8 @@ class Outcome:
     archive_key: str | None = None
     archive_version_id: str | None = None
     quarantine_key: str | None = None
+    # Present only when the object carried Digital Signatures: one verdict each (no signer names).
+    signatures: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if v not in (None, [])}
@@ -115,6 +117,8 @@ class Pipeline:
             max_inflated_bytes=settings.max_inflated_bytes,
             transfer_syntaxes=settings.transfer_syntaxes,
             sop_classes=settings.sop_classes,
+            signature_policy=settings.signature_policy,
+            trust_pem=settings.signature_trust_pem,
         )
 
     # --- the decision -------------------------------------------------------------------------
@@ -437,6 +441,7 @@ class Pipeline:
             series_instance_uid=inspection.series_instance_uid,
             sop_class_uid=inspection.sop_class_uid,
             patient_key=patient_key,
+            signatures=[s.as_dict() for s in inspection.signatures],
         )
 
 

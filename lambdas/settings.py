@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 # --- ingest -----------------------------------------------------------------------------------
 ARCHIVE_BUCKET = "PACS_ARCHIVE_BUCKET"
@@ -27,6 +28,14 @@ MAX_INFLATED_BYTES = "PACS_MAX_INFLATED_BYTES"
 # environments are limited to 4 KB, so the full storage SOP class list cannot travel here.
 TRANSFER_SYNTAXES = "PACS_TRANSFER_SYNTAXES"
 SOP_CLASSES = "PACS_SOP_CLASSES"
+# What the function does with the Digital Signatures (FFFA,FFFA) of arriving objects: one of
+# SIGNATURE_POLICIES; unset means DEFAULT_SIGNATURE_POLICY.
+SIGNATURE_POLICY = "PACS_SIGNATURE_POLICY"
+# The path, inside the function's package, of a PEM file of the CA certificates signatures must
+# chain to; unset: no trust anchors (every signature that verifies is "untrusted"). The bundle is
+# packaged with the code rather than carried here: 1-3 certificates take 1-6 KB of PEM, and the
+# whole environment (with the UID lists) must fit in Lambda's 4 KB.
+SIGNATURE_TRUST_BUNDLE = "PACS_SIGNATURE_TRUST_BUNDLE"
 # --- verify -----------------------------------------------------------------------------------
 VERIFY_SAMPLE_SIZE = "PACS_VERIFY_SAMPLE_SIZE"
 # --- research copies (also ARCHIVE_BUCKET, QUARANTINE_BUCKET, DATA_KEY_ARN, PSEUDONYM_KEY_ARN,
@@ -41,6 +50,14 @@ LINKAGE_KEY_ARN = "PACS_LINKAGE_KEY_ARN"  # symmetric KMS key that encrypts each
 DEFAULT_MAX_OBJECT_BYTES = 4 * 1024**3  # CopyObject copies at most 5 GiB in one request
 DEFAULT_MAX_INFLATED_BYTES = 256 * 1024**2
 DEFAULT_VERIFY_SAMPLE_SIZE = 100
+
+# reject-invalid: a signature that no longer matches its data quarantines the object; record: only
+# logged (a tampered object is archived); require-valid: also quarantine an object without a valid
+# signature (needs a trust bundle). Unsigned objects pass under the first two.
+SIGNATURE_POLICIES: tuple[str, ...] = ("reject-invalid", "record", "require-valid")
+DEFAULT_SIGNATURE_POLICY = SIGNATURE_POLICIES[0]
+# Where infra/components/ingest.py puts the trust bundle in the ingest function's package.
+SIGNATURE_TRUST_FILE = "signature-trust/ca-bundle.pem"
 
 # Where archived objects live; the ingest role may write only under this prefix of the archive.
 ARCHIVE_PREFIX = "studies/"
@@ -76,6 +93,40 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _signature_policy(env: Mapping[str, str]) -> str:
+    value = env.get(SIGNATURE_POLICY, "").strip() or DEFAULT_SIGNATURE_POLICY
+    if value not in SIGNATURE_POLICIES:
+        raise SettingsError(
+            f"environment variable {SIGNATURE_POLICY} must be one of "
+            + ", ".join(SIGNATURE_POLICIES)
+        )
+    return value
+
+
+def _package_root(env: Mapping[str, str]) -> Path:
+    """Lambda's task root (where the package is unzipped); locally, the repository."""
+    root = env.get("LAMBDA_TASK_ROOT", "").strip() or os.environ.get("LAMBDA_TASK_ROOT", "")
+    return Path(root) if root else Path(__file__).resolve().parent.parent
+
+
+def _trust_bundle(env: Mapping[str, str]) -> str:
+    """The text of the packaged trust bundle named by SIGNATURE_TRUST_BUNDLE, or ""."""
+    raw = env.get(SIGNATURE_TRUST_BUNDLE, "").strip()
+    if not raw:
+        return ""
+    path = Path(raw)
+    try:
+        text = (path if path.is_absolute() else _package_root(env) / path).read_text("ascii")
+    except (OSError, ValueError):
+        raise SettingsError(
+            f"environment variable {SIGNATURE_TRUST_BUNDLE} names {raw!r}, which is not a "
+            "readable PEM file of the function's package"
+        ) from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise SettingsError(f"{SIGNATURE_TRUST_BUNDLE}: {raw!r} holds no PEM certificate")
+    return text
+
+
 def _uid_list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in env.get(name, "").split(",") if u.strip())
 
@@ -95,10 +146,20 @@ class IngestSettings:
     max_inflated_bytes: int = DEFAULT_MAX_INFLATED_BYTES
     transfer_syntaxes: tuple[str, ...] = ()
     sop_classes: tuple[str, ...] = ()
+    signature_policy: str = DEFAULT_SIGNATURE_POLICY
+    # PEM text of the CA certificates arriving signatures must chain to; "" for none.
+    signature_trust_pem: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
+        policy = _signature_policy(env)
+        trust = _trust_bundle(env)
+        if policy == "require-valid" and not trust:
+            # Nothing could be valid: every object would be quarantined.
+            raise SettingsError(
+                f"{SIGNATURE_POLICY}=require-valid needs {SIGNATURE_TRUST_BUNDLE} (trust anchors)"
+            )
         return cls(
             archive_bucket=_required(env, ARCHIVE_BUCKET),
             quarantine_bucket=_required(env, QUARANTINE_BUCKET),
@@ -111,6 +172,8 @@ class IngestSettings:
             max_inflated_bytes=_positive_int(env, MAX_INFLATED_BYTES, DEFAULT_MAX_INFLATED_BYTES),
             transfer_syntaxes=_uid_list(env, TRANSFER_SYNTAXES),
             sop_classes=_uid_list(env, SOP_CLASSES),
+            signature_policy=policy,
+            signature_trust_pem=trust,
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from gateway import cli as gateway_cli
 from infra.config import ConfigError
 from infra.packaging import LAMBDA_PYTHON, LAYER_ZIP, REPO, REQUIREMENTS
-from pacs_kit import check, deid, pki, validate
+from pacs_kit import check, deid, export, pki, signature, validate
 from pacs_kit.layer import LayerError, build_layer, runtime_interpreter
 from pacs_kit.program import (
     ProgramRun,
@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_commands(commands)
     validate.add_command(commands)
     deid.add_command(commands)
+    export.add_command(commands)
+    signature.add_commands(commands)
     pki.add_command(commands)
     gateway_cli.add_command(commands)
     sandbox_cli.add_command(commands)

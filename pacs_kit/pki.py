@@ -1,8 +1,17 @@
-"""``pacs-kit pki``: a small private CA for the edge's mutual TLS (modalities, partners, gateway).
+"""``pacs-kit pki``: a small private CA for the edge's mutual TLS (modalities, partners, gateway)
+and for the signers of DICOM digital signatures.
 
 - ``pki init --out DIR``: ``DIR/ca.pem`` and ``DIR/ca.key`` (EC P-256, 10 years, path length 0).
-- ``pki issue --ca DIR --name NAME --kind client|server [--san ...] --out DIR``: ``NAME.pem`` and
-  ``NAME.key`` (EC P-256, 90 days by default, the key usage and extended key usage of its kind).
+- ``pki issue --ca DIR --name NAME --kind client|server|signer [--san ...] --out DIR``:
+  ``NAME.pem`` and ``NAME.key`` (EC P-256, 90 days by default, the key usage and extended key
+  usage of its kind; a signer's key signs DICOM digital signatures: digitalSignature and
+  nonRepudiation, no extended key usage).
+- ``pki csr --kms-key-id ID --name NAME --out FILE``: a certification request for an asymmetric
+  KMS key (RSA or EC), signed through KMS (``Sign`` of its digest): the private key never leaves
+  KMS, and the request proves the requester can sign with it.
+- ``pki sign-csr --ca DIR --csr FILE --out FILE [--days N]``: the CA issues a signer certificate
+  for the request's public key once the request's signature verifies (the certificate that
+  ``pacs-kit sign --kms-key-id`` embeds).
 - ``pki crl --ca DIR --revoke SERIAL... --out FILE``: a CRL (30 days) signed by the CA, with
   every serial revoked so far (``DIR/revoked.json``) and a growing CRL number.
 
@@ -32,7 +41,8 @@ LEAF_DAYS = 90
 CRL_DAYS = 30
 # The CA directory's record of revoked serials and the last CRL number.
 REVOKED_LEDGER = "revoked.json"
-KINDS = ("client", "server")
+KINDS = ("client", "server", "signer")
+SIGNER_DAYS = 365
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -108,11 +118,15 @@ def ca_certificate(
 
 
 def _key_usage(
-    *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+    *,
+    digital_signature: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+    content_commitment: bool = False,
 ) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
-        content_commitment=False,
+        content_commitment=content_commitment,
         key_encipherment=False,
         data_encipherment=False,
         key_agreement=False,
@@ -156,32 +170,15 @@ def issue(
     days: int = LEAF_DAYS,
     not_before: datetime | None = None,
 ) -> Issued:
-    """Issue a leaf certificate and key for a ``client`` (modality) or ``server`` (gateway)."""
+    """Issue a leaf certificate and key for a ``client`` (modality), a ``server`` (gateway) or a
+    ``signer`` (DICOM digital signatures)."""
     if kind not in KINDS:
         raise PkiError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     if days <= 0:
         raise PkiError("--days must be positive")
     ca_cert, ca_key = load_ca(ca_dir)
     key = _new_key()
-    start = not_before or datetime.now(UTC) - timedelta(minutes=5)
-    usage = ExtendedKeyUsageOID.CLIENT_AUTH if kind == "client" else ExtendedKeyUsageOID.SERVER_AUTH
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-    )
+    builder = _leaf(ca_cert, ca_key, _name(name), key.public_key(), kind, days, not_before)
     san = _san(sans or ([name] if kind == "server" else []))
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -190,6 +187,144 @@ def issue(
     _write_key(out / f"{name}.key", key)
     _write_cert(out / f"{name}.pem", cert)
     return Issued(out / f"{name}.pem", out / f"{name}.key", cert.serial_number)
+
+
+def _leaf(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    subject: x509.Name,
+    public_key: Any,
+    kind: str,
+    days: int,
+    not_before: datetime | None = None,
+) -> x509.CertificateBuilder:
+    """A leaf certificate of ``kind`` for ``public_key``, issued by the CA (not yet signed)."""
+    start = not_before or datetime.now(UTC) - timedelta(minutes=5)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+    )
+    if kind == "signer":  # signatures that must stand: non-repudiation, no TLS use
+        return builder.add_extension(
+            _key_usage(digital_signature=True, content_commitment=True), critical=True
+        )
+    usage = ExtendedKeyUsageOID.CLIENT_AUTH if kind == "client" else ExtendedKeyUsageOID.SERVER_AUTH
+    return builder.add_extension(_key_usage(digital_signature=True), critical=True).add_extension(
+        x509.ExtendedKeyUsage([usage]), critical=False
+    )
+
+
+# --- certification requests for KMS keys ------------------------------------------------------
+
+# AlgorithmIdentifier OIDs of a request signed with KMS (RFC 4055 / RFC 5758).
+_RSA_SIGNATURE_OIDS = {
+    "sha256": "1.2.840.113549.1.1.11",
+    "sha384": "1.2.840.113549.1.1.12",
+    "sha512": "1.2.840.113549.1.1.13",
+}
+_ECDSA_SIGNATURE_OIDS = {
+    "sha256": "1.2.840.10045.4.3.2",
+    "sha384": "1.2.840.10045.4.3.3",
+    "sha512": "1.2.840.10045.4.3.4",
+}
+_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    """One DER TLV (definite length)."""
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def _oid(dotted: str) -> bytes:
+    first, second, *rest = (int(part) for part in dotted.split("."))
+    body = bytearray([first * 40 + second])
+    for arc in rest:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        body += bytes(reversed(chunk))
+    return _der(0x06, bytes(body))
+
+
+def kms_csr(kms: Any, key_id: str, subject: x509.Name) -> x509.CertificateSigningRequest:
+    """A PKCS#10 request for the KMS key ``key_id``, signed through KMS (RFC 2986).
+
+    ``cryptography`` signs requests only with a private key it holds, so the request is encoded
+    here: CertificationRequestInfo (version 0, subject, the KMS public key, no attributes), its
+    digest signed by KMS (``MessageType=DIGEST``), and the signature algorithm of the key (RSA:
+    sha256WithRSAEncryption; EC: ecdsa-with-SHA256/384/512 by curve). ``cryptography`` parses
+    the result and checks its signature, so a wrong encoding cannot pass.
+    """
+    from lambdas.kms_signing import KmsSigningError, public_key, sign_digest
+
+    try:
+        key = public_key(kms, key_id)
+    except KmsSigningError as exc:
+        raise PkiError(f"KMS key {key_id}: {exc}") from None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        name = {"secp256r1": "sha256", "secp384r1": "sha384", "secp521r1": "sha512"}.get(
+            key.curve.name, ""
+        )
+        oid = _ECDSA_SIGNATURE_OIDS.get(name)
+        algorithm_id = _der(0x30, _oid(oid)) if oid else b""
+    else:
+        name = "sha256"
+        algorithm_id = _der(0x30, _oid(_RSA_SIGNATURE_OIDS[name]) + b"\x05\x00")  # NULL params
+    if not algorithm_id:
+        raise PkiError(f"KMS key {key_id}: unsupported curve")
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    info = _der(0x30, b"\x02\x01\x00" + subject.public_bytes() + spki + b"\xa0\x00")
+    digest = hashes.Hash(_HASHES[name])
+    digest.update(info)
+    try:
+        signature = sign_digest(kms, key_id, key, digest.finalize(), _HASHES[name])
+    except KmsSigningError as exc:
+        raise PkiError(f"KMS key {key_id}: {exc}") from None
+    request = _der(0x30, info + algorithm_id + _der(0x03, b"\x00" + signature))
+    csr = x509.load_der_x509_csr(request)
+    if not csr.is_signature_valid:
+        raise PkiError(f"KMS key {key_id}: the request's signature does not verify")
+    return csr
+
+
+def sign_csr(
+    ca_dir: Path, csr: x509.CertificateSigningRequest, out: Path, *, days: int = SIGNER_DAYS
+) -> Issued:
+    """The CA issues a ``signer`` certificate for the request's key and subject, once the
+    request's signature proves the requester holds (or can use) the private key."""
+    if days <= 0:
+        raise PkiError("--days must be positive")
+    if not csr.is_signature_valid:
+        raise PkiError("the request's signature does not verify: refusing to certify its key")
+    ca_cert, ca_key = load_ca(ca_dir)
+    cert = _leaf(ca_cert, ca_key, csr.subject, csr.public_key(), "signer", days).sign(
+        ca_key, hashes.SHA256()
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_cert(out, cert)
+    return Issued(out, Path(), cert.serial_number)
 
 
 def crl(ca_dir: Path, revoked: list[int], out: Path, *, days: int = CRL_DAYS) -> Path:
@@ -282,12 +417,36 @@ def add_command(commands: Any) -> None:
         "--kind",
         required=True,
         choices=KINDS,
-        help="client: modalities and partners (clientAuth); server: the gateway (serverAuth)",
+        help="client: modalities and partners (clientAuth); server: the gateway (serverAuth); "
+        "signer: DICOM digital signatures (digitalSignature, nonRepudiation)",
     )
     leaf.add_argument("--san", action="append", default=[], help="DNS name or IP (repeat)")
     leaf.add_argument("--days", type=int, default=LEAF_DAYS, help=f"validity (default {LEAF_DAYS})")
     leaf.add_argument("--out", type=Path, required=True, metavar="DIR")
     leaf.set_defaults(handler=_run_issue)
+    request = sub.add_parser(
+        "csr",
+        help="write a certification request for a KMS signing key, signed through KMS",
+        description="The private key never leaves KMS: KMS signs the request's digest. Give "
+        "the request to `pki sign-csr`.",
+    )
+    request.add_argument("--kms-key-id", required=True, metavar="ID", help="key id, ARN or alias")
+    request.add_argument("--name", required=True, help="the signer's common name")
+    request.add_argument("--region", help="the key's region (default: the AWS configuration's)")
+    request.add_argument("--out", type=Path, required=True, metavar="FILE", help="PEM request")
+    request.set_defaults(handler=_run_csr)
+    certify = sub.add_parser(
+        "sign-csr",
+        help="issue a signer certificate for a certification request",
+        description="Prints the certificate and its serial number.",
+    )
+    certify.add_argument("--ca", type=Path, required=True, metavar="DIR", help="made by `pki init`")
+    certify.add_argument("--csr", type=Path, required=True, metavar="FILE", help="PEM or DER")
+    certify.add_argument(
+        "--days", type=int, default=SIGNER_DAYS, help=f"validity (default {SIGNER_DAYS})"
+    )
+    certify.add_argument("--out", type=Path, required=True, metavar="FILE", help="PEM certificate")
+    certify.set_defaults(handler=_run_sign_csr)
     revoke = sub.add_parser(
         "crl",
         help="write a CRL revoking the given serial numbers",
@@ -329,6 +488,43 @@ def _run_issue(args: argparse.Namespace) -> int:
     def run() -> str:
         issued = issue(args.ca, args.name, args.kind, args.out, sans=args.san, days=args.days)
         return f"{issued.certificate}  {issued.key}  serial {issued.serial}"
+
+    return _report(run)
+
+
+def _run_csr(args: argparse.Namespace) -> int:
+    def run() -> str:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            kms = boto3.client("kms", region_name=args.region)
+            csr = kms_csr(kms, args.kms_key_id, _name(args.name))
+        except (BotoCoreError, ClientError) as exc:
+            raise PkiError(f"KMS: {exc}") from None
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        return str(args.out)
+
+    return _report(run)
+
+
+def _run_sign_csr(args: argparse.Namespace) -> int:
+    def run() -> str:
+        try:
+            data = args.csr.read_bytes()
+        except OSError as exc:
+            raise PkiError(f"cannot read {args.csr}: {exc.strerror}") from None
+        try:
+            csr = (
+                x509.load_pem_x509_csr(data)
+                if data.lstrip().startswith(b"-----")
+                else x509.load_der_x509_csr(data)
+            )
+        except ValueError:
+            raise PkiError(f"{args.csr} is not a certification request (PEM or DER)") from None
+        issued = sign_csr(args.ca, csr, args.out, days=args.days)
+        return f"{issued.certificate}  serial {issued.serial}"
 
     return _report(run)
 

@@ -139,6 +139,11 @@ class IngestPipelineArgs:
     verify_reserved_concurrency: int
     # The stack's permissions boundary (infra/components/identity.py): every role carries it.
     permissions_boundary: pulumi.Input[str]
+    # What DICOM digital signatures of arriving objects decide (lambdas/settings.py).
+    signature_policy: str = env.DEFAULT_SIGNATURE_POLICY
+    # PEM text of the CAs signers chain to; packaged with the ingest function's code (not in its
+    # environment, which Lambda limits to 4 KB and the UID lists may nearly fill).
+    signature_trust_pem: str | None = None
     # None: the repository's lambdas/ and build/lambda-layer.zip (see infra/packaging.py).
     source_root: Path | None = None
     layer_zip: Path | None = None
@@ -264,6 +269,12 @@ class IngestPipeline(pulumi.ComponentResource):
             opts=child,
         )
         code = function_code(source_root)
+        codes: dict[str, pulumi.Archive] = {
+            "ingest": function_code(source_root, signature_trust_pem=args.signature_trust_pem)
+            if args.signature_trust_pem
+            else code,
+            "verify": code,
+        }
 
         # --- roles, logs, functions -------------------------------------------------------------
         self.functions = {}
@@ -292,7 +303,7 @@ class IngestPipeline(pulumi.ComponentResource):
                     account=account,
                     physical_name=function_name(prefix, function),
                     spec=spec,
-                    code=code,
+                    code=codes[function],
                     layer_arn=self.layer.arn,
                     environment=environments[function],
                     role_policy=lambda group, function=function: self._role_policy(  # type: ignore[misc]
@@ -643,7 +654,11 @@ def _ingest_environment(
         env.INDEX_TABLE: pipeline.index_table.name,
         env.IDEMPOTENCY_TABLE: pipeline.idempotency_table.name,
         env.MAX_OBJECT_BYTES: str(args.max_object_mib * MIB),
+        env.SIGNATURE_POLICY: args.signature_policy,
     }
+    if args.signature_trust_pem:
+        # The bundle's place in the package (see function_code), not its text.
+        variables[env.SIGNATURE_TRUST_BUNDLE] = env.SIGNATURE_TRUST_FILE
     # Unset means the function's built-in lists (the config's empty default).
     if args.transfer_syntaxes:
         variables[env.TRANSFER_SYNTAXES] = ",".join(args.transfer_syntaxes)
@@ -652,14 +667,22 @@ def _ingest_environment(
     return variables
 
 
-def function_code(source_root: Path | None = None) -> pulumi.AssetArchive:
-    """The functions' code archive: every file of lambdas/ (see infra/packaging.py)."""
-    return pulumi.AssetArchive(
-        {
-            path: pulumi.FileAsset(str(file))
-            for path, file in packaging.lambda_sources(source_root or packaging.REPO).items()
-        }
-    )
+def function_code(
+    source_root: Path | None = None, *, signature_trust_pem: str | None = None
+) -> pulumi.AssetArchive:
+    """The functions' code archive: every file of lambdas/ (see infra/packaging.py), plus the
+    ingest function's signature trust bundle at ``SIGNATURE_TRUST_FILE`` when there is one.
+
+    Packaged, the bundle changes the code hash, so a new bundle redeploys the function, and it
+    needs no environment space, no extra permission and no network call at start-up.
+    """
+    assets: dict[str, pulumi.Asset | pulumi.Archive] = {
+        path: pulumi.FileAsset(str(file))
+        for path, file in packaging.lambda_sources(source_root or packaging.REPO).items()
+    }
+    if signature_trust_pem:
+        assets[env.SIGNATURE_TRUST_FILE] = pulumi.StringAsset(signature_trust_pem)
+    return pulumi.AssetArchive(assets)
 
 
 @dataclass(frozen=True)

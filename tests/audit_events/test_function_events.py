@@ -31,6 +31,7 @@ from tests.lambdas.conftest import (
     s3_client,
 )
 from tests.lambdas.factory import HOSTILE, PATIENT_ID, PATIENT_NAME, ct, encode
+from tests.lambdas.signing import signed, tampered
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # the factory writes bad values
 
@@ -99,7 +100,8 @@ ARCHIVED = ct()
 
 
 def _ingest_every_outcome(stack: Stack) -> None:
-    original = encode(ARCHIVED)
+    # Signed, so archived and duplicate carry `signatures` (untrusted: the stack has no bundle).
+    original = signed(encode(ARCHIVED))
     put_inbox(stack, "incoming/first.dcm", original)
     assert deliver(stack, receive(stack)) == []  # archived
     put_inbox(stack, "incoming/resent.dcm", original)
@@ -108,6 +110,7 @@ def _ingest_every_outcome(stack: Stack) -> None:
     put_inbox(stack, "incoming/other.dcm", encode(ct(SOPInstanceUID=ARCHIVED.SOPInstanceUID)))
     for name, (_, make) in HOSTILE.items():
         put_inbox(stack, f"incoming/{name}.dcm", make())
+    put_inbox(stack, "incoming/tampered.dcm", tampered(signed(encode(ct()))))
     assert deliver(stack, receive(stack)) == []  # quarantined, each
     sqs = boto3.client("sqs", region_name=REGION)
     sqs.send_message(QueueUrl=stack.queue_url, MessageBody="not an s3 event")
@@ -201,7 +204,10 @@ def test_one_event_per_object_and_one_per_failed_record(captured: dict[str, list
     events = parse(captured["ingest"])
     outcomes = [e["message"] for e in events]
     assert outcomes.count("archived") == 1 and outcomes.count("duplicate") == 1
-    assert outcomes.count("quarantined") == len(HOSTILE) + 1
+    assert outcomes.count("quarantined") == len(HOSTILE) + 2
+    signatures = [e["signatures"] for e in events if "signatures" in e]
+    verdicts = sorted(s["verdict"] for found in signatures for s in found)
+    assert verdicts == ["invalid", "untrusted", "untrusted"], verdicts
     [failed] = [e for e in events if e["message"] == "failed"]
     assert failed["reason"] == "EventError"
 

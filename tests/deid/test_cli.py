@@ -323,6 +323,7 @@ def test_an_interrupt_leaves_no_partial_file(tmp_path: Path, key_file: Path, ct:
     assert list(out.iterdir()) == [], "a .part file survived the interrupt"
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the test plants the invalid value
 def test_no_value_reaches_the_terminal(tmp_path: Path, key_file: Path, ct: Path) -> None:
     ds = pydicom.dcmread(ct)
     reference = Dataset()

@@ -98,6 +98,10 @@ def test_defaults_are_the_secure_documented_values() -> None:
         ("ingestSopClasses", '["1.2.840.10008.5.1.4.1.1.2", "1.2.3.a"]', "DICOM UIDs"),
         ("ingestSopClasses", '["CT Image Storage"]', "DICOM UIDs"),
         ("ingestSopClasses", f'["1.{"2" * 63}"]', "at most 64 characters"),
+        ("ingestSignaturePolicy", "reject", "reject-invalid, record, require-valid"),
+        ("ingestSignaturePolicy", "require-valid", "needs ingestSignatureTrustBundle"),
+        ("ingestSignatureTrustBundle", "examples/pki/missing.pem", "readable PEM file"),
+        ("ingestSignatureTrustBundle", "examples/pki/README.md", "CA certificates"),
         ("verifySampleSize", "0", "from 1 to 10000"),
         ("verifyReservedConcurrency", "0", "from 1 to 10"),
         ("archiveRetentionDay", "10", "unknown key"),
@@ -132,6 +136,41 @@ def test_ingest_defaults_match_the_functions_own_defaults() -> None:
     assert s.ingest_max_receive_count == 5
     assert (s.ingest_transfer_syntaxes, s.ingest_sop_classes) == ((), ())
     assert s.ingest_reserved_concurrency >= 2, "SQS event sources need a maximum of at least 2"
+
+
+def test_signature_defaults_reject_invalid_without_trust_anchors() -> None:
+    from lambdas import settings as function_settings
+
+    s = parse()
+    assert s.ingest_signature_policy == function_settings.DEFAULT_SIGNATURE_POLICY
+    assert s.ingest_signature_policy == "reject-invalid"
+    assert s.ingest_signature_trust_pem is None
+    assert not any("ingestSignaturePolicy" in w for w in s.warnings)
+
+
+def test_signature_trust_bundle_is_read_and_enables_require_valid() -> None:
+    s = parse(
+        ingestSignaturePolicy="require-valid", ingestSignatureTrustBundle="examples/pki/ca.pem"
+    )
+    assert s.ingest_signature_policy == "require-valid"
+    assert s.ingest_signature_trust_pem == (REPO / "examples/pki/ca.pem").read_text()
+
+
+def test_record_policy_warns_that_tampered_objects_are_archived() -> None:
+    s = parse(ingestSignaturePolicy="record")
+    assert any("ingestSignaturePolicy is record" in w and "archived" in w for w in s.warnings)
+
+
+def test_a_signature_trust_bundle_with_a_private_key_is_refused(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(
+        (REPO / "examples/pki/ca.pem").read_text()
+        + "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse(ingestSignatureTrustBundle=str(bundle))
+    assert "cloud-pacs:ingestSignatureTrustBundle" in str(caught.value)
+    assert "private key" in str(caught.value)
 
 
 def test_uid_lists_are_parsed_in_order() -> None:

@@ -380,6 +380,7 @@ def test_ingest_environment_is_the_settings_contract(plan: ProgramRun) -> None:
         env.INDEX_TABLE: "pacs-dev-index",
         env.IDEMPOTENCY_TABLE: "pacs-dev-idempotency",
         env.MAX_OBJECT_BYTES: str(env.DEFAULT_MAX_OBJECT_BYTES),
+        env.SIGNATURE_POLICY: "reject-invalid",
     }
     # What the function parses at start-up is what the stack meant.
     parsed = env.IngestSettings.from_env(ingest["environment"]["variables"])
@@ -730,3 +731,24 @@ def test_infra_never_imports_pydicom() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr or "infra imported pydicom"
+
+
+def test_signature_policy_and_trust_bundle_reach_the_ingest_function(
+    plan_with: Callable[..., ProgramRun],
+) -> None:
+    # GIVEN a trust bundle and require-valid; WHEN planned; THEN the policy is in the environment
+    # and the bundle's text is packaged at the path the environment names (the 4 KB stay free).
+    bundle = (REPO / "examples/pki/ca.pem").read_text()
+    run = plan_with(
+        ingestSignaturePolicy="require-valid", ingestSignatureTrustBundle="examples/pki/ca.pem"
+    )
+    ingest = function(run, "ingest").inputs
+    variables = ingest["environment"]["variables"]
+    assert variables[env.SIGNATURE_POLICY] == "require-valid"
+    assert variables[env.SIGNATURE_TRUST_BUNDLE] == env.SIGNATURE_TRUST_FILE
+    assert bundle not in json.dumps(variables), "ingest-ingest: the PEM went into the environment"
+    packaged = ingest["code"]["assetArchive"][env.SIGNATURE_TRUST_FILE]
+    assert packaged == {"stringAsset": bundle}, f"ingest-ingest: {packaged}"
+    # The verify function's package does not carry it.
+    verify_code = function(run, "verify").inputs["code"]["assetArchive"]
+    assert env.SIGNATURE_TRUST_FILE not in verify_code, "ingest-verify: trust bundle packaged"

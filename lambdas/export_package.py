@@ -1,0 +1,490 @@
+"""Encrypted export packages (issue #9): Secure DICOM Files with a signed manifest.
+
+A package is a directory of
+
+- ``<n>.p7m``: one Secure DICOM File per instance (PS3.10 Section 7.4, PS3.15 Annex D media
+  security): CMS EnvelopedData (RFC 5652) whose content is the DICOM Part 10 file's bytes,
+  encrypted with AES-256-CBC under a random content key that is transported to the recipient's
+  X.509 certificate with RSA (RSAES-PKCS1-v1_5: the only key transport cryptography's
+  ``PKCS7EnvelopeBuilder`` offers; it has no RSAES-OAEP and no key agreement, so the recipient
+  key must be RSA). ``openssl cms -decrypt -inform DER -binary`` opens it;
+- ``manifest.json`` (:func:`build_manifest`): canonical JSON listing, per member, the SHA-256 and
+  size of its plaintext Part 10 bytes and its UIDs, with the creator, the creation time and the
+  recipient certificate;
+- ``manifest.json.p7s``: a detached CMS SignedData (DER, SHA-256, signer certificate embedded) over
+  the manifest's exact bytes (:func:`sign_detached`), checkable with ``openssl cms -verify
+  -binary -inform DER -content manifest.json``.
+
+The manifest signature protects the members through their digests: a member swapped, altered,
+removed or added no longer matches the signed list. Who made the package is proven only when the
+signer certificate chains to a CA the recipient trusts; a one-time signer (:func:`one_time_signer`)
+proves integrity only.
+
+cryptography has no API to verify CMS SignedData, and no ASN.1 library is a dependency, so
+:func:`verify_detached` reads the DER it needs with a minimal reader (:class:`_Der`): the embedded
+certificates and the one SignerInfo (issuer and serial, digest algorithm, signed attributes,
+signature algorithm, signature). It checks that the content type attribute is id-data, that the
+messageDigest attribute equals SHA-256(manifest), and the signature over the DER ``SET OF``
+signed attributes (RFC 5652 Section 5.4) with the signer certificate's key (RSASSA-PKCS1-v1_5 or
+ECDSA, SHA-256); with trusted CAs, that the signer certificate chains to one of them now.
+
+Pure functions over bytes and ``cryptography`` objects: no AWS, no Pulumi, no pydicom. Exceptions
+are :class:`PackageError` with a stable ``code`` and never carry values from a data set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.ciphers import algorithms
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID
+
+FORMAT = "cloud-pacs-kit/export-package"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.json.p7s"
+MEMBER_SUFFIX = ".p7m"
+CONTENT_ENCRYPTION = "aes-256-cbc"
+KEY_TRANSPORT = "rsaes-pkcs1-v1_5"
+ONE_TIME_SIGNER_CN = "cloud-pacs-kit one-time export signer"
+# A one-time signer's key is discarded: its certificate only has to outlive later checks.
+ONE_TIME_SIGNER_DAYS = 3650
+
+# Stable error codes (CLI output, audit events). Never rename.
+ERRORS: dict[str, str] = {
+    "recipient-not-rsa": "the recipient certificate's key is not RSA: CMS key transport here "
+    "is RSA",
+    "key-mismatch": "the private key does not belong to the certificate",
+    "key-unsupported": "the private key is neither RSA nor EC",
+    "decrypt-failed": "the member cannot be decrypted with this key",
+    "signature-malformed": "the manifest signature is not a detached CMS SignedData this kit reads",
+    "signature-invalid": "the manifest signature does not verify over the manifest",
+    "signer-untrusted": "the signer certificate does not chain to a trusted CA",
+    "manifest-invalid": "the manifest is not a valid export manifest",
+}
+
+_ID_DATA = "1.2.840.113549.1.7.1"
+_ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+_ID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
+_ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_ID_SHA256 = "2.16.840.1.101.3.4.2.1"
+# RSASSA-PKCS1-v1_5: CMS names it by the key (rsaEncryption) or with the hash (RFC 4055).
+_RSA_PKCS1 = {"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.11"}
+_ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+
+
+class PackageError(ValueError):
+    """A package that cannot be made or opened; ``code`` is stable (see :data:`ERRORS`)."""
+
+    def __init__(self, code: str, message: str | None = None) -> None:
+        self.code = code
+        super().__init__(f"{code}: {message or ERRORS.get(code, code)}")
+
+
+SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+@dataclass(frozen=True)
+class Member:
+    """One packaged instance as the manifest lists it (digest and size of the plaintext)."""
+
+    file: str
+    sha256: str
+    size: int
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    deidentified: bool
+
+    @classmethod
+    def of(cls, file: str, data: bytes, uids: Mapping[str, str], *, deidentified: bool) -> Member:
+        """The member ``file`` holding the Part 10 bytes ``data`` with the given UIDs (keys as
+        the field names: ``sop_class_uid``, ``sop_instance_uid``, ...)."""
+        return cls(
+            file=file,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            sop_class_uid=uids["sop_class_uid"],
+            sop_instance_uid=uids["sop_instance_uid"],
+            study_instance_uid=uids["study_instance_uid"],
+            series_instance_uid=uids["series_instance_uid"],
+            transfer_syntax_uid=uids["transfer_syntax_uid"],
+            deidentified=deidentified,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+            "sop_class_uid": self.sop_class_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "study_instance_uid": self.study_instance_uid,
+            "series_instance_uid": self.series_instance_uid,
+            "transfer_syntax_uid": self.transfer_syntax_uid,
+            "deidentified": self.deidentified,
+        }
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest: what :func:`parse_manifest` checked."""
+
+    created: str
+    creator: Mapping[str, str]
+    recipient: x509.Certificate
+    members: tuple[Member, ...]
+
+
+def check_recipient(certificate: x509.Certificate) -> None:
+    """PackageError ``recipient-not-rsa`` unless the certificate's key can receive a content key."""
+    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+        raise PackageError("recipient-not-rsa")
+
+
+def check_key_pair(key: object, certificate: x509.Certificate) -> None:
+    """PackageError ``key-mismatch`` unless ``key`` is the private key of ``certificate``."""
+    public = getattr(key, "public_key", None)
+    if public is None:
+        raise PackageError("key-unsupported")
+    raw = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if public().public_bytes(*raw) != certificate.public_key().public_bytes(*raw):
+        raise PackageError("key-mismatch")
+
+
+def envelope(data: bytes, recipient: x509.Certificate) -> bytes:
+    """``data`` as a DER CMS EnvelopedData for ``recipient`` (AES-256-CBC, RSA key transport)."""
+    check_recipient(recipient)
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(data)
+        .add_recipient(recipient)
+        .set_content_encryption_algorithm(algorithms.AES256)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def open_envelope(der: bytes, key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bytes:
+    """The content of the EnvelopedData ``der`` for the recipient ``certificate`` and its ``key``;
+    PackageError ``key-mismatch`` or ``decrypt-failed``."""
+    check_key_pair(key, certificate)
+    try:
+        return pkcs7.pkcs7_decrypt_der(der, certificate, key, [])
+    except ValueError as exc:
+        raise PackageError("decrypt-failed") from exc
+
+
+def fingerprint(certificate: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lower-case hex."""
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+def build_manifest(
+    members: Sequence[Member],
+    recipient: x509.Certificate,
+    *,
+    creator: Mapping[str, str],
+    created: dt.datetime,
+) -> bytes:
+    """The canonical manifest: JSON with sorted keys, two-space indent, UTF-8, trailing newline.
+
+    ``recipient`` carries the certificate (PEM) besides its subject, serial (lower-case hex) and
+    SHA-256 fingerprint: opening needs it to find the recipient's key transport record.
+    """
+    document = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "creator": dict(creator),
+        "created": created.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "encryption": {"content": CONTENT_ENCRYPTION, "key_transport": KEY_TRANSPORT},
+        "recipient": {
+            "subject": recipient.subject.rfc4514_string(),
+            "serial": format(recipient.serial_number, "x"),
+            "sha256": fingerprint(recipient),
+            "certificate": recipient.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        },
+        "members": [m.as_dict() for m in members],
+    }
+    return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """The manifest's recipient and members; PackageError ``manifest-invalid`` when it is not a
+    manifest of this format (only call it on a manifest whose signature verified)."""
+    try:
+        doc = json.loads(data.decode("utf-8"))
+        if doc["format"] != FORMAT or doc["version"] != FORMAT_VERSION:
+            raise PackageError("manifest-invalid", "unknown manifest format or version")
+        recipient = x509.load_pem_x509_certificate(doc["recipient"]["certificate"].encode())
+        if doc["recipient"]["sha256"] != fingerprint(recipient):
+            raise PackageError("manifest-invalid", "recipient fingerprint mismatch")
+        members = tuple(Member(**m) for m in doc["members"])
+        creator = {str(k): str(v) for k, v in doc["creator"].items()}
+        created = str(doc["created"])
+    except PackageError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PackageError("manifest-invalid") from exc
+    names = [m.file for m in members]
+    if len(set(names)) != len(names) or any(
+        "/" in n or "\\" in n or not n.endswith(MEMBER_SUFFIX) or n.startswith(".") for n in names
+    ):
+        raise PackageError("manifest-invalid", "member file names are not plain, unique .p7m")
+    return Manifest(created=created, creator=creator, recipient=recipient, members=members)
+
+
+def sign_detached(manifest: bytes, key: SigningKey, certificate: x509.Certificate) -> bytes:
+    """A detached DER CMS SignedData over ``manifest`` (SHA-256, ``certificate`` embedded)."""
+    check_key_pair(key, certificate)
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(manifest)
+        .add_signer(certificate, key, hashes.SHA256())
+        .sign(
+            serialization.Encoding.DER,
+            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
+        )
+    )
+
+
+def one_time_signer(
+    now: dt.datetime | None = None,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A fresh EC P-256 key and its self-signed certificate (CN :data:`ONE_TIME_SIGNER_CN`).
+
+    A signature by it proves that the members are the ones the manifest lists (integrity), not
+    who made the package: anyone can make such a signer.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ONE_TIME_SIGNER_CN)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))  # tolerate a verifier's clock skew
+        .not_valid_after(now + dt.timedelta(days=ONE_TIME_SIGNER_DAYS))
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def verify_detached(
+    manifest: bytes, p7s: bytes, trusted: Sequence[x509.Certificate] = ()
+) -> x509.Certificate:
+    """The signer certificate of the detached CMS SignedData ``p7s`` when it signs ``manifest``.
+
+    With ``trusted`` CA certificates, the signer certificate must also chain to one of them now
+    (other embedded certificates may serve as intermediates; any key usage of the signer is
+    accepted, as ``openssl cms -verify -purpose any`` does). Without, the signer is not checked.
+    PackageError ``signature-malformed``, ``signature-invalid`` or ``signer-untrusted``.
+    """
+    signed = _read_signed_data(p7s)
+    if signed.digest_algorithm != _ID_SHA256:
+        raise PackageError("signature-malformed", "the digest algorithm is not SHA-256")
+    if signed.content_type != _ID_DATA:
+        raise PackageError("signature-invalid", "the signed content type is not id-data")
+    if signed.message_digest != hashlib.sha256(manifest).digest():
+        raise PackageError("signature-invalid", "the manifest digest does not match")
+    signer = _signer_certificate(signed)
+    public = signer.public_key()
+    try:
+        if isinstance(public, rsa.RSAPublicKey) and signed.signature_algorithm in _RSA_PKCS1:
+            public.verify(
+                signed.signature, signed.signed_attrs, padding.PKCS1v15(), hashes.SHA256()
+            )
+        elif (
+            isinstance(public, ec.EllipticCurvePublicKey)
+            and signed.signature_algorithm == _ECDSA_SHA256
+        ):
+            public.verify(signed.signature, signed.signed_attrs, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise PackageError("signature-malformed", "unsupported signature algorithm")
+    except InvalidSignature as exc:
+        raise PackageError("signature-invalid") from exc
+    if trusted:
+        _check_chain(signer, signed.certificates, trusted)
+    return signer
+
+
+def _check_chain(
+    signer: x509.Certificate,
+    embedded: Sequence[x509.Certificate],
+    trusted: Sequence[x509.Certificate],
+) -> None:
+    if any(signer == ca for ca in trusted):
+        return  # the signer itself is trusted (e.g. a one-time signer handed over beforehand)
+    builder = (
+        verification.PolicyBuilder()
+        .store(verification.Store(list(trusted)))
+        .extension_policies(
+            ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+            ee_policy=verification.ExtensionPolicy.permit_all(),
+        )
+    )
+    intermediates = [c for c in embedded if c != signer]
+    try:
+        builder.build_client_verifier().verify(signer, intermediates)
+    except verification.VerificationError as exc:
+        raise PackageError("signer-untrusted") from exc
+
+
+@dataclass(frozen=True)
+class _SignedData:
+    certificates: tuple[x509.Certificate, ...]
+    content_type: str
+    digest_algorithm: str
+    message_digest: bytes
+    # The signed attributes re-tagged as the DER SET OF the signature covers (RFC 5652 5.4).
+    signed_attrs: bytes
+    signature_algorithm: str
+    signature: bytes
+    issuer: bytes
+    serial: int
+
+
+class _Der:
+    """A DER TLV at ``start`` of ``data``: tag, content bounds, end (definite lengths only)."""
+
+    def __init__(self, data: bytes, start: int) -> None:
+        try:
+            self.tag = data[start]
+            if self.tag & 0x1F == 0x1F:
+                raise PackageError("signature-malformed", "multi-byte tags are not expected")
+            first = data[start + 1]
+            pos = start + 2
+            if first < 0x80:
+                length = first
+            elif first == 0x80 or first > 0x84:
+                raise PackageError("signature-malformed", "indefinite or huge length")
+            else:
+                count = first & 0x7F
+                length = int.from_bytes(data[pos : pos + count], "big")
+                pos += count
+        except IndexError as exc:
+            raise PackageError("signature-malformed", "truncated") from exc
+        self.data, self.start, self.content, self.end = data, start, pos, pos + length
+        if self.end > len(data):
+            raise PackageError("signature-malformed", "truncated")
+
+    @property
+    def raw(self) -> bytes:
+        return self.data[self.start : self.end]
+
+    @property
+    def value(self) -> bytes:
+        return self.data[self.content : self.end]
+
+    def children(self) -> list[_Der]:
+        items, pos = [], self.content
+        while pos < self.end:
+            item = _Der(self.data, pos)
+            items.append(item)
+            pos = item.end
+        if pos != self.end:
+            raise PackageError("signature-malformed", "overlong element")
+        return items
+
+    def expect(self, tag: int) -> _Der:
+        if self.tag != tag:
+            raise PackageError("signature-malformed", f"tag {self.tag:#04x}, expected {tag:#04x}")
+        return self
+
+    def oid(self) -> str:
+        self.expect(0x06)
+        body = self.value
+        if not body:
+            raise PackageError("signature-malformed", "empty OID")
+        arcs: list[int] = []
+        value = 0
+        for byte in body:
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                arcs.append(value)
+                value = 0
+        first = min(arcs[0] // 40, 2)
+        return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def _read_signed_data(p7s: bytes) -> _SignedData:
+    top = _Der(p7s, 0).expect(0x30)
+    if top.end != len(p7s):
+        raise PackageError("signature-malformed", "trailing bytes")
+    content_type, wrapped = top.children()[:2]
+    if content_type.oid() != _ID_SIGNED_DATA:
+        raise PackageError("signature-malformed", "not a SignedData")
+    [signed_data] = wrapped.expect(0xA0).children()
+    fields = signed_data.expect(0x30).children()
+    # version, digestAlgorithms, encapContentInfo, [0] certificates, [1] crls, signerInfos
+    encap = fields[2].expect(0x30).children()
+    if len(encap) != 1:
+        raise PackageError("signature-malformed", "the signature is not detached")
+    certificates: list[x509.Certificate] = []
+    for field in fields[3:-1]:
+        if field.tag == 0xA0:
+            for cert in field.children():
+                try:
+                    certificates.append(x509.load_der_x509_certificate(cert.raw))
+                except ValueError as exc:
+                    raise PackageError("signature-malformed", "bad certificate") from exc
+    signer_infos = fields[-1].expect(0x31).children()
+    if len(signer_infos) != 1:
+        raise PackageError("signature-malformed", "expected exactly one signer")
+    info = signer_infos[0].expect(0x30).children()
+    # version, sid, digestAlgorithm, [0] signedAttrs, signatureAlgorithm, signature, [1]...
+    if len(info) < 6 or info[3].tag != 0xA0:
+        raise PackageError("signature-malformed", "no signed attributes")
+    sid = info[1].expect(0x30).children()  # IssuerAndSerialNumber (version 1 SignerInfo)
+    if len(sid) != 2:
+        raise PackageError("signature-malformed", "signer not named by issuer and serial")
+    attrs: dict[str, list[_Der]] = {}
+    for attr in info[3].children():
+        attr_type, values = attr.expect(0x30).children()[:2]
+        oid = attr_type.oid()
+        if oid in attrs:
+            raise PackageError("signature-malformed", "repeated signed attribute")
+        attrs[oid] = values.expect(0x31).children()
+    try:
+        [content_type_attr] = attrs[_ID_CONTENT_TYPE]
+        [digest_attr] = attrs[_ID_MESSAGE_DIGEST]
+    except (KeyError, ValueError) as exc:
+        raise PackageError("signature-malformed", "content type or digest missing") from exc
+    raw_attrs = info[3].raw
+    return _SignedData(
+        certificates=tuple(certificates),
+        content_type=content_type_attr.oid(),
+        digest_algorithm=info[2].expect(0x30).children()[0].oid(),
+        message_digest=digest_attr.expect(0x04).value,
+        signed_attrs=b"\x31" + raw_attrs[1:],
+        signature_algorithm=info[4].expect(0x30).children()[0].oid(),
+        signature=info[5].expect(0x04).value,
+        issuer=sid[0].expect(0x30).raw,
+        serial=int.from_bytes(sid[1].expect(0x02).value, "big", signed=True),
+    )
+
+
+def _signer_certificate(signed: _SignedData) -> x509.Certificate:
+    for cert in signed.certificates:
+        issuer = cert.issuer.public_bytes()
+        if cert.serial_number == signed.serial and issuer == signed.issuer:
+            return cert
+    raise PackageError("signature-malformed", "the signer certificate is not embedded")
