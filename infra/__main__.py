@@ -29,6 +29,14 @@ from infra.components.edge import (
     gateway_execution_role_name,
     gateway_task_role_name,
 )
+from infra.components.exports import (
+    Exports,
+    ExportsArgs,
+    export_function_arn,
+    export_role_name,
+    exports_bucket_name,
+    link_role_name,
+)
 from infra.components.identity import Identity, IdentityArgs, PermissionsBoundary
 from infra.components.ingest import (
     IngestPipeline,
@@ -132,6 +140,14 @@ if settings.research.enabled:
     research_roles = (research_role_name(settings.name_prefix),)
     if settings.research.linkage:
         reidentification_roles = (reidentification_role_name(settings.name_prefix),)
+# The export and link functions and the exports bucket exist only with exportsEnabled.
+export_roles: tuple[str, ...] = ()
+link_roles: tuple[str, ...] = ()
+exports_bucket: tuple[str, ...] = ()
+if settings.exports.enabled:
+    export_roles = (export_role_name(settings.name_prefix),)
+    link_roles = (link_role_name(settings.name_prefix),)
+    exports_bucket = (exports_bucket_name(account, settings.name_prefix),)
 # Before any role: every role of the stack carries this boundary (infra/components/identity.py).
 boundary = PermissionsBoundary("permissions-boundary", account, settings.name_prefix, in_primary)
 
@@ -154,13 +170,15 @@ keys = KeyRing(
                 ingest_role,
                 verify_role,
                 *research_roles,
+                *export_roles,
+                *link_roles,
                 *gateway_roles,
                 *human_readers,
                 # The linkage table is encrypted with the archive key (read through DynamoDB).
                 *reidentification_roles,
             ),
             "backup": (backup_role,),
-            "signing": (ingest_role, verify_role),
+            "signing": (ingest_role, verify_role, *export_roles),
             "pseudonym": (ingest_role, *research_roles),
             "edge": (gateway_execution_role_name(settings.name_prefix),),
             "logs": (siem_delivery_role_name(settings.name_prefix),),
@@ -225,6 +243,7 @@ archive = ImagingArchive(
         log_retention_days=settings.log_retention_days,
         other_logged_buckets=(
             *((trust_bucket,) if trust_bucket else ()),
+            *exports_bucket,
             *audit_buckets.values(),
         ),
         load_balancer_logs=load_balancer_logs,
@@ -313,6 +332,30 @@ if settings.research.enabled:
         opts=in_primary,
     )
 
+exports: Exports | None = None
+if settings.exports.enabled:
+    exports = Exports(
+        "exports",
+        ExportsArgs(
+            account=account,
+            name_prefix=settings.name_prefix,
+            settings=settings.exports,
+            archive=archive.buckets["archive"],
+            access_log_bucket=archive.buckets["access-logs"].bucket.bucket,
+            data_key=keys.keys["archive"],
+            signing_key=keys.keys["signing"],
+            signing_key_spec=PURPOSES["signing"].key_spec,
+            logs_key=keys.keys["logs"],
+            layer_arn=ingest.layer.arn,
+            subnet_ids=network.subnet_ids["app"],
+            security_group_id=ingest.security_group.id,
+            operations_topic_arn=ingest.operations_topic.arn,
+            log_retention_days=settings.log_retention_days,
+            permissions_boundary=boundary.arn,
+        ),
+        opts=in_primary,
+    )
+
 edge: EdgeGateway | None = None
 if settings.edge is not None and trust_bucket is not None:
     edge = EdgeGateway(
@@ -353,14 +396,25 @@ audit = Audit(
         data_buckets={
             **{p: archive.buckets[p].name for p in DATA_BUCKETS},
             "archive-replica": dr.replica.name,
+            **({"exports": exports.bucket.name} if exports is not None else {}),
         },
         function_arns=[
             *(fn.arn for fn in ingest.functions.values()),
             *((research.function.arn,) if research is not None else ()),
+            *(
+                (exports.export_function.arn, exports.link_function.arn)
+                if exports is not None
+                else ()
+            ),
         ],
         log_groups={
             **{f"function-{f}": group for f, group in ingest.log_groups.items()},
             **({"function-research": research.log_group} if research is not None else {}),
+            **(
+                {f"function-{f}": group for f, group in exports.log_groups.items()}
+                if exports is not None
+                else {}
+            ),
             **network.log_groups,
             **(edge.log_groups if edge is not None else {}),
         },
@@ -389,6 +443,9 @@ identity_roles = Identity(
         dead_letter_queue_arn=ingest.dead_letter_queue.arn,
         trail_bucket=audit.trail_bucket.name,
         logs_key_arn=keys.keys["logs"].arn,
+        export_function_arn=(
+            export_function_arn(account, settings.name_prefix) if exports is not None else None
+        ),
     ),
     opts=in_primary,
 )
@@ -413,6 +470,11 @@ pulumi.export(
     {
         **{f: fn.name for f, fn in ingest.functions.items()},
         **({"research": research.function.name} if research is not None else {}),
+        **(
+            {"export": exports.export_function.name, "exportLink": exports.link_function.name}
+            if exports is not None
+            else {}
+        ),
     },
 )
 pulumi.export("operationsTopicArn", ingest.operations_topic.arn)
@@ -474,5 +536,16 @@ if edge is not None:
             "cluster": edge.cluster.name,
             "service": edge.service.name,
             "tlsSecretArns": {part: secret.arn for part, secret in edge.tls_secrets.items()},
+        },
+    )
+if exports is not None:
+    pulumi.export(
+        "exports",
+        {
+            "bucket": exports.bucket.bucket.bucket,
+            "table": exports.table.name,
+            "exportFunction": exports.export_function.name,
+            "linkFunction": exports.link_function.name,
+            "linkUrl": exports.link_url.function_url,
         },
     )

@@ -87,6 +87,12 @@ _DICOM_KEYWORD_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
 # A safe private attribute: its private creator, then the element within the creator's block.
 _SAFE_PRIVATE_RE = re.compile(r"^[^:]+:0x[0-9A-Fa-f]{2}$")
 _PROJECT_FIELDS = frozenset({"name", "match", "options", "safePrivate"})
+# One-time export links: the longest a link may work (issue #9: at most 15 minutes), and how long
+# packages stay in the exports bucket.
+EXPORT_LINK_MINUTES_MAX = 15
+DEFAULT_EXPORT_LINK_MINUTES = EXPORT_LINK_MINUTES_MAX
+EXPORT_EXPIRATION_DAYS_MAX = 30
+DEFAULT_EXPORT_EXPIRATION_DAYS = 7
 
 # ALB security policies that negotiate TLS 1.3 and nothing older (ELBSecurityPolicy-TLS13-1-3-*).
 EDGE_TLS_POLICIES: tuple[str, ...] = (
@@ -345,6 +351,30 @@ KEYS: tuple[Key, ...] = (
         "reidentification role reads (needs researchProjects and a federation source).",
     ),
     Key(
+        "exportsEnabled",
+        False,
+        "Sharing in AWS: an export function (imaging-operator only) that packages a study for a "
+        "recipient certificate and returns a one-time link, served by a public function URL "
+        "(warns).",
+    ),
+    Key(
+        "exportLinkMinutes",
+        DEFAULT_EXPORT_LINK_MINUTES,
+        "How long an issued export link works, in minutes (1-15); its download URL lives 60 s.",
+    ),
+    Key(
+        "exportExpirationDays",
+        DEFAULT_EXPORT_EXPIRATION_DAYS,
+        "Age (days, 1-30) after which export packages expire from the exports bucket.",
+    ),
+    Key(
+        "exportSignerCertificate",
+        "",
+        "PEM certificate (relative to the project) issued for the stack's signing KMS key, "
+        "with which export manifests are signed; empty: a one-time key signs them (integrity "
+        "only; warns when exports are on).",
+    ),
+    Key(
         "emulatorEndpoint",
         "",
         "http(s) URL of a local AWS emulator on a loopback host (the sandbox) that both providers "
@@ -470,6 +500,18 @@ class ResearchSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """Sharing in AWS (issue #9): present only with ``exportsEnabled``."""
+
+    enabled: bool = False
+    link_minutes: int = DEFAULT_EXPORT_LINK_MINUTES
+    expiration_days: int = DEFAULT_EXPORT_EXPIRATION_DAYS
+    # The validated PEM text of the signer certificate, packaged with the export function; None:
+    # manifests are signed with a one-time key.
+    signer_certificate_pem: str | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated stack settings every component reads."""
 
@@ -505,6 +547,7 @@ class Settings:
     audit: AuditSettings = AuditSettings()
     identity: IdentitySettings = IdentitySettings()
     research: ResearchSettings = ResearchSettings()
+    exports: ExportSettings = ExportSettings()
     # The sandbox: the URL of the local emulator both providers call instead of AWS; None: AWS.
     emulator_endpoint: str | None = None
 
@@ -827,6 +870,49 @@ def _signature_settings(
             "only logged; use reject-invalid (the default) to quarantine them"
         )
     return policy, trust
+
+
+def _signer_certificate(key: str, raw: object, root: Path, now: datetime.datetime) -> str:
+    allowed = (
+        "must be a PEM file of exactly one certificate (BEGIN CERTIFICATE) issued for the stack's "
+        "signing KMS key (pacs-kit pki csr --kms-key-id ..., then pki sign-csr)"
+    )
+    text, certificates = _pem_file(key, raw, root, allowed, x509.load_pem_x509_certificates)
+    if len(certificates) != 1:
+        raise ConfigError(_qualified(key), raw, f"{allowed}; it holds {len(certificates)}")
+    certificate = certificates[0]
+    subject = certificate.subject.rfc4514_string()
+    if certificate.not_valid_after_utc <= now:
+        raise ConfigError(_qualified(key), raw, f"{allowed}; {subject!r} has expired")
+    return text
+
+
+def _exports(get: Callable[[str], object], root: Path, warnings: list[str]) -> ExportSettings:
+    """exportsEnabled and its three settings (validated whether or not exports are on)."""
+    enabled = _bool("exportsEnabled", get("exportsEnabled"))
+    minutes = _int("exportLinkMinutes", get("exportLinkMinutes"), 1, EXPORT_LINK_MINUTES_MAX)
+    days = _int("exportExpirationDays", get("exportExpirationDays"), 1, EXPORT_EXPIRATION_DAYS_MAX)
+    raw = str(get("exportSignerCertificate")).strip()
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = _signer_certificate("exportSignerCertificate", raw, root, now) if raw else None
+    if enabled:
+        warnings.append(
+            "cloud-pacs:exportsEnabled is true: exports on: a public HTTPS endpoint (the one-time "
+            "link function URL) exists; anyone holding an unused, unexpired link downloads its "
+            "encrypted package"
+        )
+        if certificate is None:
+            warnings.append(
+                "cloud-pacs:exportSignerCertificate is empty: export manifests are signed with a "
+                "one-time key (integrity only, no signer identity); issue a certificate for the "
+                "signing KMS key (pacs-kit pki csr / sign-csr) and set it"
+            )
+    return ExportSettings(
+        enabled=enabled,
+        link_minutes=minutes,
+        expiration_days=days,
+        signer_certificate_pem=certificate,
+    )
 
 
 def _edge(
@@ -1258,6 +1344,7 @@ def parse_settings(
     # Before Settings: they may add warnings.
     identity = _identity(get, warnings)
     emulator = _emulator_endpoint("emulatorEndpoint", get("emulatorEndpoint"), warnings)
+    exports = _exports(get, project_root, warnings)
     return Settings(
         project=project,
         stack=stack,
@@ -1302,6 +1389,7 @@ def parse_settings(
         audit=_audit(get),
         identity=identity,
         research=_research(get, identity),
+        exports=exports,
         emulator_endpoint=emulator,
     )
 

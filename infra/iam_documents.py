@@ -1120,6 +1120,169 @@ def linkage_key_statements(
     ]
 
 
+# ------------------------------------------------------------------------- Exports (issue #9)
+
+# Where the export function writes packages in the exports bucket: exports/<export_id>/package.zip.
+EXPORTS_PREFIX = "exports/"
+# The algorithms KMS signs with per key spec of the signing key (keys.py's "signing" purpose).
+SIGNING_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "ECC_NIST_P256": ("ECDSA_SHA_256",),
+    "ECC_NIST_P384": ("ECDSA_SHA_384",),
+    "RSA_2048": ("RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PSS_SHA_256"),
+    "RSA_3072": ("RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PSS_SHA_256"),
+}
+# The attributes of a one-time link row (lambdas/export_function.py writes at most these).
+EXPORT_LINK_ATTRIBUTES: tuple[str, ...] = (
+    "bucket",
+    "expires_at",
+    "export_id",
+    "key",
+    "recipient_sha256",
+    "token_sha256",
+    "ttl",
+    "used",
+    "used_at",
+)
+
+
+@dataclass(frozen=True)
+class ExportResources:
+    """The exact buckets, table, keys and log group the export function touches.
+
+    ``via_service_endpoints``: the ``kms:ViaService`` names of S3, DynamoDB and SQS, the only
+    services through which the role may use the data key. ``failure_queue_arn``: where Lambda
+    sends a failed asynchronous invocation (with the function's role).
+    """
+
+    archive_bucket: str
+    exports_bucket: str
+    links_table_arn: str
+    data_key_arn: str
+    signing_key_arn: str
+    signing_algorithms: tuple[str, ...]
+    log_group_arn: str
+    via_service_endpoints: tuple[str, ...]
+    failure_queue_arn: str | None = None
+
+
+def export_role_policy(r: ExportResources) -> Document:
+    """The export function's whole identity policy: read archived studies, write one package,
+    record its link, sign its manifest; it deletes nothing and reads no link back."""
+    partition = _partition(r.data_key_arn)
+    statements: list[Statement] = [
+        {
+            "Sid": "ReadArchivedStudies",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": _objects(partition, r.archive_bucket, ARCHIVE_PREFIX),
+        },
+        {
+            # A study's instances are found by listing its prefix; nothing outside studies/.
+            "Sid": "ListArchivedStudiesOnly",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": _bucket(partition, r.archive_bucket),
+            "Condition": {"StringLike": {"s3:prefix": [f"{ARCHIVE_PREFIX}*"]}},
+        },
+        {
+            # PutObject only: no read, overwrite-by-delete or delete of any package; incomplete
+            # multipart uploads are aborted by the bucket's lifecycle.
+            "Sid": "WritePackagesUnderTheExportsPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": _objects(partition, r.exports_bucket, EXPORTS_PREFIX),
+        },
+        {
+            # PutItem only, nothing returned: the function issues links and can never read one.
+            "Sid": "IssueOneTimeLinksOnly",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem"],
+            "Resource": r.links_table_arn,
+            "Condition": {
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(EXPORT_LINK_ATTRIBUTES)},
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+            },
+        },
+        {
+            # Digests only (the manifest's SHA-256), with the key's own algorithm.
+            "Sid": "SignManifestDigestsWithTheSigningKeyOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Sign"],
+            "Resource": r.signing_key_arn,
+            "Condition": {
+                "StringEquals": {
+                    "kms:MessageType": "DIGEST",
+                    "kms:SigningAlgorithm": sorted(r.signing_algorithms),
+                }
+            },
+        },
+        {
+            "Sid": "UseTheDataKeyThroughServicesOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": r.data_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
+        },
+        _own_log_group_statement(r.log_group_arn),
+    ]
+    if r.failure_queue_arn:
+        statements.append(
+            {
+                "Sid": "ReportFailedAsynchronousExportsToTheFailureQueue",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": r.failure_queue_arn,
+            }
+        )
+    return document(*statements)
+
+
+@dataclass(frozen=True)
+class ExportLinkResources:
+    """The exact bucket, table, key and log group the one-time link function touches.
+
+    ``via_service_endpoints``: the ``kms:ViaService`` names of S3 (the presigned GET of an
+    SSE-KMS package decrypts with the function's credentials) and DynamoDB (the links table is
+    encrypted with the data key).
+    """
+
+    exports_bucket: str
+    links_table_arn: str
+    data_key_arn: str
+    log_group_arn: str
+    via_service_endpoints: tuple[str, ...]
+
+
+def export_link_role_policy(r: ExportLinkResources) -> Document:
+    """The link function's whole identity policy: consume a link, presign its package's GET."""
+    partition = _partition(r.data_key_arn)
+    return document(
+        {
+            # One conditional UpdateItem consumes a link (lambdas/export_link.py): no Get, no
+            # Query, no Scan, no Delete.
+            "Sid": "ConsumeOneTimeLinks",
+            "Effect": "Allow",
+            "Action": ["dynamodb:UpdateItem"],
+            "Resource": r.links_table_arn,
+        },
+        {
+            # The presigned URL carries these credentials: it can fetch a package, nothing else.
+            "Sid": "HandOutPackagesUnderTheExportsPrefix",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": _objects(partition, r.exports_bucket, EXPORTS_PREFIX),
+        },
+        {
+            "Sid": "DecryptPackagesAndLinksThroughServicesOnly",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": r.data_key_arn,
+            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
+        },
+        _own_log_group_statement(r.log_group_arn),
+    )
+
+
 def queue_policy(
     account: Account, queue_arn: str, *, notifying_buckets: Sequence[str] = ()
 ) -> Document:
@@ -1984,6 +2147,8 @@ class HumanRoleResources:
     # The CloudTrail bucket and the logs key its files are encrypted with (the auditor reads them).
     trail_bucket: str
     logs_key_arn: str
+    # With exportsEnabled: the export function the imaging operators invoke; None without.
+    export_function_arn: str | None = None
 
     def log_groups(self, *names: str) -> list[str]:
         """ARNs of the stack's log groups named by the patterns (and their streams)."""
@@ -2055,6 +2220,7 @@ def imaging_operator_policy(r: HumanRoleResources) -> Document:
 
     A redrive moves the DLQ's messages (S3 event notifications: bucket and key, no image data) back
     to the ingest queue; SQS moves them with the caller's permissions on both queues and keys.
+    With exports, the operator also invokes the export function (it reads no object itself).
     """
     a = r.account
     return document(
@@ -2119,6 +2285,20 @@ def imaging_operator_policy(r: HumanRoleResources) -> Document:
             ],
             "Resource": "*",
         },
+        *(
+            [
+                {
+                    # Exports (issue #9): the operator packages a study for a recipient and
+                    # hands over the one-time link the function returns.
+                    "Sid": "InvokeTheExportFunction",
+                    "Effect": "Allow",
+                    "Action": ["lambda:InvokeFunction"],
+                    "Resource": r.export_function_arn,
+                }
+            ]
+            if r.export_function_arn
+            else []
+        ),
     )
 
 

@@ -28,6 +28,7 @@ NOT_A_UID = "(not a valid UID)"
 
 _UID_RE = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
+_HEX12_RE = re.compile(r"[0-9a-f]{12}")
 _CODE_RE = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}")
 
@@ -90,6 +91,12 @@ TYPES: dict[str, FieldType] = {
             "sha256",
             "64 lowercase hex characters: a SHA-256 digest, or the HMAC-SHA-256 patient pseudonym",
             lambda v: isinstance(v, str) and _HEX64_RE.fullmatch(v) is not None,
+        ),
+        FieldType(
+            "sha256-prefix",
+            "the first 12 lowercase hex characters of a SHA-256 digest (of a one-time link's "
+            "token: enough to find its links-table item, never the token)",
+            lambda v: isinstance(v, str) and _HEX12_RE.fullmatch(v) is not None,
         ),
         FieldType(
             "fingerprint",
@@ -413,6 +420,13 @@ _SIGNATURES = (
         "SHA-256 of the signer's certificate (DER) (absent when unreadable)",
         required=False,
     ),
+    Field(
+        "signatures[].complete",
+        "boolean",
+        "whether the signature covers every top-level element that may be signed "
+        "(absent when its parameters are unreadable)",
+        required=False,
+    ),
 )
 
 
@@ -621,7 +635,107 @@ RESEARCH = Emitter(
     ),
 )
 
-EMITTERS: dict[str, Emitter] = {e.name: e for e in (GATEWAY, INGEST, VERIFY, RESEARCH)}
+_EXPORT_ID = Field("export_id", "name", "the export's id (a UUID the function chose)")
+_TOKEN_PREFIX = Field(
+    "token_sha256",
+    "sha256-prefix",
+    "the link's token, as the first 12 hex digits of its SHA-256 (the links table's key)",
+)
+
+EXPORT = Emitter(
+    name="export",
+    title="Export function",
+    log_group="`/aws/lambda/<prefix>-export`",
+    envelope=_lambda_envelope("pacs-export"),
+    events=(
+        Event(
+            "export-created",
+            "INFO",
+            "an operator's export of a study: its package (one zip of Secure DICOM Files and the "
+            "signed manifest) is in the exports bucket and a one-time link to it was issued "
+            "(lambdas/exports.py); the token is in the function's answer only",
+            (
+                _EXPORT_ID,
+                Field("study_instance_uid", "uid", "the study exported"),
+                Field("members", "integer", "how many instances the package holds"),
+                Field("package_sha256", "sha256", "SHA-256 of the package's zip"),
+                Field(
+                    "recipient_sha256",
+                    "sha256",
+                    "SHA-256 fingerprint of the recipient certificate (DER)",
+                ),
+                Field("deidentified", "boolean", "whether the members were de-identified"),
+                Field("expires_at", "timestamp", "when the link stops working (UTC)"),
+                Field(
+                    "signer",
+                    "code",
+                    "who signed the manifest: the stack's signing KMS key with "
+                    "`exportSignerCertificate`, or a one-time key (integrity only)",
+                    values=("kms", "one-time"),
+                ),
+            ),
+        ),
+        Event(
+            "export-refused",
+            "WARNING",
+            'an export was asked for and not made; the operator got `{"error": <reason>}`',
+            (
+                Field(
+                    "reason",
+                    "code",
+                    "the error code of lambdas/exports.py, e.g. `study-not-found`, "
+                    "`recipient-invalid`, `nothing-to-export`, `deidentify-unsupported`",
+                ),
+                Field(
+                    "study_instance_uid",
+                    "uid",
+                    "the study asked for, only when the request named a valid UID",
+                    required=False,
+                ),
+            ),
+        ),
+    ),
+)
+
+LINK = Emitter(
+    name="link",
+    title="One-time link function",
+    log_group="`/aws/lambda/<prefix>-export-link`",
+    envelope=_lambda_envelope("pacs-export-link"),
+    events=(
+        Event(
+            "link-used",
+            "INFO",
+            "a one-time link was used for the first time before it expired: it is spent, and the "
+            "request was redirected to a presigned GET of the package",
+            (_EXPORT_ID, _TOKEN_PREFIX),
+        ),
+        Event(
+            "link-refused",
+            "WARNING",
+            "a link request was answered 410 (the same answer whatever the reason)",
+            (
+                Field(
+                    "reason",
+                    "code",
+                    "why: no such token (or none given), already used, or past its expiry",
+                    values=("unknown", "used", "expired"),
+                ),
+                _TOKEN_PREFIX,
+                Field(
+                    "export_id",
+                    "name",
+                    "the export the link was issued for, when the token is known",
+                    required=False,
+                ),
+            ),
+        ),
+    ),
+)
+
+EMITTERS: dict[str, Emitter] = {
+    e.name: e for e in (GATEWAY, INGEST, VERIFY, RESEARCH, EXPORT, LINK)
+}
 
 
 def leaves(value: object, path: str = "") -> Iterator[tuple[str, object]]:

@@ -66,6 +66,8 @@ REASONS: dict[str, str] = {
     "signature-invalid": "a digital signature (FFFA,FFFA) no longer matches the data it signed",
     "signature-missing": "no digital signature, and the stack requires a valid one",
     "signature-untrusted": "signed, but no signature is valid and chains to the trust bundle",
+    "duplicate-element": "an element is repeated or out of tag order (readers disagree on it)",
+    "signature-incomplete": "a valid signature exists, but none covers every element",
 }
 
 # Transfer syntaxes accepted by default: the lossless and common lossy image encodings. Video and
@@ -247,10 +249,13 @@ class SignatureFact:
     key_algorithm: str = ""
     profile: str = ""
     signer_sha256: str | None = None
+    # Whether the signature covers every top-level element whose tag may be signed; None when
+    # not known (the signature's parameters could not be read).
+    complete: bool | None = None
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | bool]:
         """The audit event's ``signatures[]`` element: empty values are left out."""
-        return {k: v for k, v in self.__dict__.items() if v}
+        return {k: v for k, v in self.__dict__.items() if v or v is False}
 
 
 @dataclass(frozen=True)
@@ -430,6 +435,16 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
         fp.seek(meta_end)
         size_bound = _check_inflation(fp, policy)  # raises on a bomb
 
+    fp.seek(0)
+    order = signatures.element_order_problem(cast(BinaryIO, fp))
+    if order == signatures.ORDER_PROBLEM:
+        # pydicom keeps the last copy of a repeated element, dcmtk the first: what is checked
+        # here and what a viewer shows could differ, signed or not.
+        raise _Rejected(
+            *reasons, Reason("duplicate-element", f"the data set's {order}, at some level")
+        )
+    if order is not None:
+        raise _Rejected(*reasons, Reason("parse-error", f"the data set's {order}"))
     fp.seek(0)
     try:
         with _quiet_pydicom(pydicom_config.RAISE):
@@ -798,6 +813,7 @@ def _signature_facts(ds: Dataset, policy: ValidationPolicy) -> tuple[SignatureFa
                 key_algorithm=report.key_algorithm,
                 profile=report.profile,
                 signer_sha256=_signer_sha256(item),
+                complete=report.complete if report.tags_signed else None,
             )
         )
     return tuple(facts)
@@ -810,7 +826,10 @@ def _check_signatures(
 
     ``reject-invalid``: an ``invalid`` signature (the signed data changed) is a reason;
     ``require-valid``: so is the absence of any ``valid`` one (``signature-missing`` when unsigned,
-    ``signature-untrusted`` when signed and nothing is invalid); ``record``: never a reason.
+    ``signature-untrusted`` when signed and nothing is invalid), and the absence of a valid one
+    that is also complete (``signature-incomplete``: a valid signature of a few elements proves
+    nothing about the others, which could have been added or replaced); ``record``: never a
+    reason.
     ``unsupported`` and ``malformed`` signatures are recorded only: they prove nothing either way
     (and never count as valid).
     """
@@ -829,7 +848,17 @@ def _check_signatures(
                 "the object changed after it was signed",
             )
         )
-    if policy.signature_policy != "require-valid" or signatures.VALID in verdicts:
+    if policy.signature_policy != "require-valid":
+        return
+    if signatures.VALID in verdicts:
+        if not any(f.verdict == signatures.VALID and f.complete for f in found):
+            reasons.append(
+                Reason(
+                    "signature-incomplete",
+                    "no valid digital signature covers every element of the object "
+                    "(ingestSignaturePolicy require-valid)",
+                )
+            )
         return
     if not found:
         reasons.append(

@@ -43,22 +43,38 @@ from ``trusted``. Each link must be signed by its issuer, valid at the verificat
 default the current time; Digital Signature DateTime is asserted by the signer and not certified,
 so it cannot be trusted to move the validity window: this is what dcmsign/OpenSSL do too), an
 issuer must be a CA (basicConstraints) allowed to sign certificates (keyUsage keyCertSign if
-present), and the signer's keyUsage, if present, must allow digitalSignature or nonRepudiation.
-A certificate listed in ``trusted`` is a trust anchor (a pinned self-signed signer included).
-Revocation (CRL/OCSP) is not checked.
+present), and the signer's certificate must be one for signing (:func:`signer_certificate_problem`:
+not a CA, keyUsage digitalSignature or nonRepudiation if present, an extendedKeyUsage if present
+that names a document-signing purpose, so a TLS client/server certificate of the same CA is no
+signer, RSA of 2048 bits or more). A certificate listed in ``trusted`` is a trust anchor (a pinned
+self-signed signer included). Trust is decided when verifying: once the signer's certificate
+expires, its signatures are ``untrusted``. Revocation (CRL/OCSP) is not checked.
+
+Parser differentials: a data set that repeats an element or is out of tag order, at any level
+(:func:`element_order_problem`), makes every signature ``malformed``: pydicom keeps the last copy
+of a repeated element and dcmtk the first, so what is shown and what was signed could differ.
+
+Cost: the MAC stream is fed to the hash in chunks (large values are never joined or copied; values
+pydicom deferred are read from the file as stored), each distinct set of signed elements is hashed
+once per data set, and at most :data:`MAX_SIGNATURES` items are verified.
+
+Implicit VR input: an ambiguous dictionary VR is resolved as dcmtk resolves it when it hashes
+("US or SS" by Pixel Representation, native Pixel Data OW).
 
 Exceptions and reports never carry values from the data set (tags and codes only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import io
 import struct
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol, cast
+from typing import BinaryIO, Protocol, cast
 
 import pydicom
 from cryptography import x509
@@ -66,12 +82,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_fragments
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_data_element
+from pydicom.filewriter import correct_ambiguous_vr_element, write_data_element
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag, Tag
@@ -90,6 +108,9 @@ ERRORS: dict[str, str] = {
     "unsupported-key": "the key is neither RSA (2048 bits or more) nor EC P-256/P-384",
     "key-certificate-mismatch": "the private key does not match the certificate's public key",
     "unknown-purpose": "the purpose is not an ASTM-sigpurpose code value",
+    "big-endian": "big endian input is not signed: convert it to little endian first "
+    "(e.g. dcmconv +te IN OUT)",
+    "malformed-input": "the data set repeats an element or is out of tag order",
 }
 
 # Verdicts of :class:`SignatureReport`: stable strings.
@@ -231,6 +252,9 @@ class SignatureInfo:
     time: str
     profile: str
     tags_signed: tuple[int, ...]
+    # Top-level elements present but not signed (UN elements, sequences holding one, or left out
+    # by ``tags``): what the signature does not protect. Tags only, never values.
+    tags_unsigned: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,6 +270,11 @@ class SignatureReport:
     tags_signed: int
     verdict: str  # VALID, UNTRUSTED, INVALID, UNSUPPORTED or MALFORMED
     reason: str
+    # Coverage: top-level elements of the data set whose tag may be signed (is_signable_tag) but
+    # that this signature does not list, as "(gggg,eeee)"; ``complete`` when there is none.
+    # Known once the signature's parameters are read (empty and False before).
+    tags_unsigned: tuple[str, ...] = ()
+    complete: bool = False
 
 
 # -- what may be signed ---------------------------------------------------------------------------
@@ -270,7 +299,7 @@ def _is_signable(element: _Element) -> bool:
         return all(
             _is_signable(child)
             for item in element.parsed.value
-            for child in _elements(item, None)
+            for child in _elements(item, None, None, ())
             if is_signable_tag(child.tag)
         )
     return True
@@ -284,8 +313,12 @@ def _normalise_text(vr: str, value: bytes) -> bytes:
     if vr in _TEXT_VRS:
         value = value.rstrip(b"\x00" if vr == "UI" else b" ")
     if len(value) % 2:
-        value += b"\x00" if vr in ("UI", "OB") else b" "
+        value += _pad_byte(vr)
     return value
+
+
+def _pad_byte(vr: str) -> bytes:
+    return b"\x00" if vr in ("UI", "OB") else b" "
 
 
 def _header(tag: BaseTag, vr: str, length: int) -> bytes:
@@ -298,63 +331,153 @@ def _header(tag: BaseTag, vr: str, length: int) -> bytes:
 @dataclass(frozen=True)
 class _Element:
     """One element as the MAC sees it: the stored value bytes of a raw element (its stored VR
-    included: a UN stays UN, as in dcmtk), or the parsed element (sequences, encapsulated pixel
-    data, values set in memory)."""
+    included: a UN stays UN, as in dcmtk), where a deferred value lies in the source file, or the
+    parsed element (sequences, encapsulated pixel data, values set in memory)."""
 
     tag: BaseTag
     vr: str
-    stored: bytes | None
+    stored: bytes | memoryview | None
     parsed: DataElement | None
+    deferred: tuple[int, int] | None = None  # (offset, length) of a value left in the file
 
 
-def _elements(ds: Dataset, charset: str | list[str] | None) -> Iterator[_Element]:
+# What dcmtk makes of an ambiguous dictionary VR it cannot resolve from the data set
+# (DcmVR::getValidEVR: "xs" -> US, "ox" -> OB, "lt" -> OW).
+_AMBIGUOUS_FALLBACK = {"US or SS": "US", "OB or OW": "OB", "US or OW": "OW", "US or SS or OW": "OW"}
+
+
+def _resolved_vr(
+    raw: RawDataElement,
+    ds: Dataset,
+    charset: str | list[str] | None,
+    ancestors: tuple[Dataset, ...],
+) -> str:
+    """The VR of an implicit VR element: the dictionary's, an ambiguous one resolved as dcmtk does
+    when it hashes: "US or SS" by Pixel Representation, native Pixel Data and Overlay Data OW
+    whatever Bits Allocated (PS3.5 A.1; dcmtk reads implicit VR pixels as OW, checked with
+    dcmconv +ti and dcmdump), LUT Data by its descriptor (pydicom's correct_ambiguous_vr_element,
+    whose rules agree), anything left as dcmtk's getValidEVR would."""
+    # an empty copy: only the VR is wanted, and text need not decode
+    vr = str(convert_raw_data_element(raw._replace(value=b"", length=0), ds=ds).VR)
+    if " or " not in vr:
+        return vr
+    # ambiguous VRs are binary: the value (LUT Data's length) may decide
+    probe = raw if raw.value is not None else raw._replace(value=b"", length=0)
+    elem = convert_raw_data_element(probe, ds=ds)
+    with contextlib.suppress(AttributeError, KeyError, ValueError, TypeError):
+        vr = str(correct_ambiguous_vr_element(elem, ds, True, [ds, *ancestors]).VR)
+    return _AMBIGUOUS_FALLBACK.get(vr, vr) if " or " in vr else vr
+
+
+def _elements(
+    ds: Dataset,
+    charset: str | list[str] | None,
+    source: _Source | None,
+    ancestors: tuple[Dataset, ...],
+) -> Iterator[_Element]:
     """The elements of ``ds`` in ascending tag order. Raw elements are not parsed in ``ds`` (only
-    a copy, for the dictionary VR of implicit VR input), so ``ds`` keeps its raw bytes to write."""
+    a copy, for the dictionary VR of implicit VR input), so ``ds`` keeps its raw bytes to write.
+    A deferred value is located in ``source`` (read later, in chunks, as stored)."""
     little = ds.original_encoding[1] is not False
     for tag in sorted(ds.keys()):
-        raw = ds.get_item(tag)
+        raw = ds.get_item(tag, keep_deferred=True)
         if (
             isinstance(raw, RawDataElement)
             and little
-            and raw.value is not None
             and raw.length != _UNDEFINED_LENGTH
             and not raw.is_buffered
         ):
-            vr = raw.VR or convert_raw_data_element(raw, encoding=charset, ds=ds).VR
-            if vr != "SQ":
-                yield _Element(tag, vr, bytes(raw.value), None)
+            vr = raw.VR or _resolved_vr(raw, ds, charset, ancestors)
+            if vr != "SQ" and raw.value is not None:
+                yield _Element(tag, vr, memoryview(raw.value), None)
+                continue
+            if vr != "SQ" and source is not None and raw.value_tell is not None:
+                yield _Element(tag, vr, None, None, (raw.value_tell, raw.length))
                 continue
         parsed = ds[tag]
         yield _Element(tag, parsed.VR, None, parsed)
 
 
-def _encode(element: _Element, charset: str | list[str] | None) -> bytes:
-    """One element in signature format (see the module docstring)."""
+Chunk = bytes | memoryview
+_READ_CHUNK = 1 << 20
+
+
+class _Source:
+    """The stored bytes of a data set read from a file, for the values pydicom deferred."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+
+    def chunks(self, offset: int, length: int) -> Iterator[bytes]:
+        done = 0
+        while done < length:
+            self._fp.seek(offset + done)
+            block = self._fp.read(min(_READ_CHUNK, length - done))
+            if not block:
+                raise ValueError("a deferred value runs past the end of the file")
+            done += len(block)
+            yield block
+
+    def trimmed_length(self, offset: int, length: int, pad: bytes) -> int:
+        """``length`` less the trailing ``pad`` bytes of the value at ``offset``."""
+        end = length
+        while end > 0:
+            start = max(0, end - _READ_CHUNK)
+            self._fp.seek(offset + start)
+            block = self._fp.read(end - start).rstrip(pad)
+            if block:
+                return start + len(block)
+            end = start
+        return 0
+
+
+def _encode(
+    element: _Element,
+    charset: str | list[str] | None,
+    source: _Source | None,
+    ancestors: tuple[Dataset, ...],
+) -> Iterator[Chunk]:
+    """One element in signature format (see the module docstring), as a stream of chunks: a large
+    value is never copied whole. ``ancestors``: the data set holding the element, then its
+    parents."""
     tag, vr, parsed = element.tag, element.vr, element.parsed
     tag_bytes = struct.pack("<HH", tag.group, tag.element)
     if parsed is not None and vr == "SQ":
-        parts = [tag_bytes, b"SQ\x00\x00"]
+        yield tag_bytes + b"SQ\x00\x00"
         for item in parsed.value:
-            parts.append(_ITEM)
-            parts.extend(
-                _encode(child, charset)
-                for child in _elements(item, charset)
-                if is_signable_tag(child.tag)
-            )
-        parts.append(_SEQUENCE_DELIMITER)
-        return b"".join(parts)
+            yield _ITEM
+            for child in _elements(item, charset, source, ancestors):
+                if is_signable_tag(child.tag):
+                    yield from _encode(child, charset, source, (item, *ancestors))
+        yield _SEQUENCE_DELIMITER
+        return
     if parsed is not None and tag == PIXEL_DATA and parsed.is_undefined_length:
         # PS3.5 A.4: encapsulated Pixel Data is OB, whatever VR the file gave it (dcmtk agrees)
-        parts = [tag_bytes, b"OB\x00\x00"]
+        yield tag_bytes + b"OB\x00\x00"
         for fragment in generate_fragments(parsed.value):
-            parts += [_ITEM, fragment]
-        parts.append(_SEQUENCE_DELIMITER)
-        return b"".join(parts)
-    # _elements yields either the stored bytes or the parsed element
+            yield _ITEM
+            yield fragment
+        yield _SEQUENCE_DELIMITER
+        return
+    if element.deferred is not None and source is not None:
+        offset, length = element.deferred
+        if vr in _TEXT_VRS:
+            length = source.trimmed_length(offset, length, b"\x00" if vr == "UI" else b" ")
+        yield _header(tag, vr, length + length % 2)
+        yield from source.chunks(offset, length)
+        if length % 2:
+            yield _pad_byte(vr)
+        return
     stored = element.stored
-    value = stored if stored is not None else _pydicom_value(cast(DataElement, parsed), charset)
+    if stored is not None and vr not in _TEXT_VRS and len(stored) % 2 == 0:
+        yield _header(tag, vr, len(stored))
+        yield stored  # binary values (pixels) as stored, no copy
+        return
+    value = (
+        bytes(stored) if stored is not None else _pydicom_value(cast(DataElement, parsed), charset)
+    )
     value = _normalise_text(vr, value)
-    return _header(tag, vr, len(value)) + value
+    yield _header(tag, vr, len(value)) + value
 
 
 def _pydicom_value(elem: DataElement, charset: str | list[str] | None) -> bytes:
@@ -374,23 +497,26 @@ def _charset(ds: Dataset) -> str | list[str] | None:
     return list(value) if isinstance(value, MultiValue) else str(value)
 
 
-def _dataset_stream(ds: Dataset, tags: Sequence[int]) -> bytes:
+def _dataset_hash(
+    ds: Dataset, tags: Sequence[int], algorithm: hashes.HashAlgorithm, source: _Source | None
+) -> hashes.Hash:
+    """Part A of the MAC stream (the signed elements) fed into a hash, chunk by chunk."""
     charset = _charset(ds)
     wanted = set(tags)
-    return b"".join(_encode(e, charset) for e in _elements(ds, charset) if e.tag in wanted)
-
-
-def _signature_item_stream(item: Dataset, charset: str | list[str] | None) -> bytes:
-    return b"".join(
-        _encode(e, charset)
-        for e in _elements(item, charset)
-        if e.tag not in _NOT_IN_SIGNATURE_ITEM_STREAM
-    )
-
-
-def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
     h = hashes.Hash(algorithm)
-    h.update(data)
+    for element in _elements(ds, charset, source, ()):
+        if element.tag in wanted:
+            for chunk in _encode(element, charset, source, (ds,)):
+                h.update(chunk)
+    return h
+
+
+def _add_signature_item(h: hashes.Hash, item: Dataset, charset: str | list[str] | None) -> bytes:
+    """Part B of the MAC stream (the signature's own attributes) fed into ``h``; the digest."""
+    for element in _elements(item, charset, None, ()):
+        if element.tag not in _NOT_IN_SIGNATURE_ITEM_STREAM:
+            for chunk in _encode(element, charset, None, (item,)):
+                h.update(chunk)
     return h.finalize()
 
 
@@ -480,7 +606,7 @@ def add_signature(
     mac_tsuid = _check_explicit_little_endian(ds)
     _normalise_in_place(ds)
     charset = _charset(ds)
-    signable = [e.tag for e in _elements(ds, charset) if _is_signable(e)]
+    signable = [e.tag for e in _elements(ds, charset, None, ()) if _is_signable(e)]
     if tags is None:
         signed = signable
     else:
@@ -513,8 +639,8 @@ def add_signature(
         code.CodeMeaning = PURPOSES[purpose]
         sig_item.DigitalSignaturePurposeCodeSequence = DicomSequence([code])
 
-    stream = _dataset_stream(ds, signed) + _signature_item_stream(sig_item, charset)
-    signature = signer.sign_digest(_digest(algorithm, stream), algorithm)
+    digest = _add_signature_item(_dataset_hash(ds, signed, algorithm, None), sig_item, charset)
+    signature = signer.sign_digest(digest, algorithm)
     if len(signature) % 2:
         signature += b"\x00"  # OB is even; an ECDSA DER value may be odd
     sig_item.Signature = signature
@@ -537,7 +663,14 @@ def add_signature(
         time=str(sig_item.DigitalSignatureDateTime),
         profile=_profile(certificate.public_key(), mac_algorithm),
         tags_signed=tuple(int(t) for t in signed),
+        tags_unsigned=tuple(int(t) for t in _uncovered(ds, signed)),
     )
+
+
+def _uncovered(ds: Dataset, signed: Sequence[int]) -> list[BaseTag]:
+    """Top-level elements whose tag may be signed but that ``signed`` leaves out."""
+    listed = set(signed)
+    return [Tag(t) for t in sorted(ds.keys()) if is_signable_tag(t) and t not in listed]
 
 
 def _read(data: bytes) -> Dataset:
@@ -562,20 +695,268 @@ def sign_bytes(
     purpose: str | None = None,
     now: datetime.datetime | None = None,
 ) -> bytes:
-    """Sign a DICOM Part 10 file and return the signed file (see :func:`add_signature`).
+    """Sign a DICOM Part 10 file and return the signed file (see :func:`sign_part10`)."""
+    signed, _ = sign_part10(
+        data, signer, mac_algorithm=mac_algorithm, tags=tags, purpose=purpose, now=now
+    )
+    return signed
 
-    Implicit VR, big endian or deflated input is re-encoded as explicit VR little endian first;
-    the data set is then written and read back so that every element is hashed from the bytes
-    that are written (existing signatures of re-encoded input no longer verify: re-encoding
-    changes the signed bytes, PS3.15 A.2).
+
+def sign_part10(
+    data: bytes,
+    signer: Signer,
+    *,
+    mac_algorithm: str = "SHA256",
+    tags: Sequence[int] | None = None,
+    purpose: str | None = None,
+    now: datetime.datetime | None = None,
+) -> tuple[bytes, SignatureInfo]:
+    """Sign a DICOM Part 10 file: the signed file and what was signed (see
+    :func:`add_signature`).
+
+    Implicit VR or deflated input is re-encoded as explicit VR little endian first; the data set
+    is then written and read back so that every element is hashed from the bytes that are written
+    (existing signatures of re-encoded input no longer verify: re-encoding changes the signed
+    bytes, PS3.15 A.2). Big endian input (retired since 2004) is refused with ``big-endian``: its
+    byte-swapped re-encoding is not one pydicom can do faithfully for every VR. Input that repeats
+    an element or is out of tag order is refused with ``malformed-input`` (which copy would be
+    signed depends on the reader).
     """
+    problem = element_order_problem(io.BytesIO(data))
+    if problem is not None:
+        raise SignatureError("malformed-input", problem)
     ds = _read(data)
     tsuid = UID(str(ds.file_meta.get("TransferSyntaxUID", ExplicitVRLittleEndian)))
-    if tsuid.is_implicit_VR or not tsuid.is_little_endian or tsuid.is_deflated:
+    if not tsuid.is_little_endian or ds.original_encoding[1] is False:
+        raise SignatureError("big-endian")
+    if tsuid.is_implicit_VR or tsuid.is_deflated:
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = _read(_write(ds))
-    add_signature(ds, signer, mac_algorithm=mac_algorithm, tags=tags, purpose=purpose, now=now)
-    return _write(ds)
+    info = add_signature(
+        ds, signer, mac_algorithm=mac_algorithm, tags=tags, purpose=purpose, now=now
+    )
+    return _write(ds), info
+
+
+# -- element order (parser differentials) ---------------------------------------------------------
+
+ORDER_PROBLEM = "elements out of order or repeated"
+DEPTH_PROBLEM = "sequences nested too deeply"
+MAX_DEPTH = 64  # sequence levels; the deepest real SR content trees stay far below this
+_ITEM_TAG, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+
+
+class _OrderError(Exception):
+    pass
+
+
+class _Cursor:
+    """Reads a stream forward only (seeking when it can), counting its position."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.pos = 0
+        self.seekable = fp.seekable()
+
+    def read(self, n: int) -> bytes | None:
+        """``n`` bytes, or None at a clean end of the stream (EOFError inside ``n``)."""
+        data = self.fp.read(n)
+        if not data:
+            return None
+        while len(data) < n:
+            more = self.fp.read(n - len(data))
+            if not more:
+                raise EOFError
+            data += more
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> None:
+        if self.seekable:
+            self.fp.seek(n, io.SEEK_CUR)
+        else:
+            left = n
+            while left > 0:
+                block = self.fp.read(min(left, _READ_CHUNK))
+                if not block:
+                    raise EOFError
+                left -= len(block)
+        self.pos += n
+
+
+class _Inflating(io.RawIOBase):
+    """The inflated data set of a Deflated Explicit VR Little Endian file, read as a stream."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while len(self._buffer) < size and not self._inflater.eof:
+            compressed = self._inflater.unconsumed_tail or self._fp.read(_READ_CHUNK)
+            if not compressed:
+                break
+            self._buffer += self._inflater.decompress(compressed, _READ_CHUNK)
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+def _is_sequence_vr(tag: int, vr: bytes | None) -> bool:
+    if vr == b"SQ":
+        return True
+    if vr in (None, b"UN"):  # implicit VR, or UN that pydicom reads by its dictionary VR
+        try:
+            return bool(dictionary_VR(tag) == "SQ")
+        except KeyError:
+            return False
+    return False
+
+
+def _scan_data_set(
+    cur: _Cursor, implicit: bool, end: int | None, depth: int, top: bool = False
+) -> None:
+    """Check one data set or item: tags strictly ascending, nested items likewise."""
+    previous = -1
+    while end is None or cur.pos < end:
+        head = cur.read(8)
+        if head is None:
+            if top:
+                return
+            raise EOFError
+        group, number = struct.unpack("<HH", head[:4])
+        tag = group << 16 | number
+        if tag == _ITEM_END and end is None and not top:
+            return
+        if group == 0xFFFE or tag <= previous:
+            raise _OrderError(ORDER_PROBLEM)
+        previous = tag
+        vr: bytes | None = None
+        if implicit:
+            (length,) = struct.unpack("<L", head[4:])
+        else:
+            vr = head[4:6]
+            if vr.decode("latin-1") in _LONG_VRS:
+                extra = cur.read(4)
+                if extra is None:
+                    raise EOFError
+                (length,) = struct.unpack("<L", extra)
+            else:
+                (length,) = struct.unpack("<H", head[6:])
+        if length == _UNDEFINED_LENGTH:
+            # a sequence, or encapsulated pixel data (items of bytes); UN: implicit VR inside
+            fragments = tag == PIXEL_DATA or (vr is not None and vr not in (b"SQ", b"UN"))
+            _scan_sequence(cur, implicit or vr == b"UN", None, depth + 1, fragments)
+        elif _is_sequence_vr(tag, vr):
+            _scan_sequence(cur, implicit or vr == b"UN", cur.pos + length, depth + 1, False)
+        else:
+            cur.skip(length)
+
+
+def _scan_sequence(
+    cur: _Cursor, implicit: bool, end: int | None, depth: int, fragments: bool
+) -> None:
+    if depth > MAX_DEPTH:
+        raise _OrderError(DEPTH_PROBLEM)
+    while end is None or cur.pos < end:
+        head = cur.read(8)
+        if head is None:
+            raise EOFError
+        tag_group, tag_number, length = struct.unpack("<HHL", head)
+        tag = tag_group << 16 | tag_number
+        if tag == _SEQUENCE_END and end is None:
+            return
+        if tag != _ITEM_TAG:
+            raise _OrderError(ORDER_PROBLEM)
+        if fragments:
+            cur.skip(length)
+        elif length == _UNDEFINED_LENGTH:
+            _scan_data_set(cur, implicit, None, depth)
+        else:
+            _scan_data_set(cur, implicit, cur.pos + length, depth)
+
+
+def element_order_problem(fp: BinaryIO) -> str | None:
+    """Why the Part 10 file ``fp`` (read from its current position, its preamble first) is not
+    in strict ascending tag order at every level; None when it is.
+
+    A repeated element is a parser differential: pydicom keeps the last copy, dcmtk the first,
+    so a forged copy could be shown while the signed one is hashed. Only element headers are
+    read; values are skipped. Values that pydicom parses as sequences are checked (SQ, UN or
+    implicit VR with a dictionary VR of SQ, undefined lengths); a private implicit VR element of
+    defined length is opaque to every reader and is not looked into. Returns
+    :data:`ORDER_PROBLEM`, :data:`DEPTH_PROBLEM` (deeper than :data:`MAX_DEPTH`), or None; a
+    stream that ends early is not this function's concern (None).
+    """
+    cur = _Cursor(fp)
+    try:
+        header = cur.read(132)
+        if header is None or header[128:] != b"DICM":
+            return None
+        tsuid = ""
+        previous = -1
+        while True:  # File Meta Information: explicit VR little endian, group 0002
+            head = cur.read(8)
+            if head is None:
+                return None
+            group, number = struct.unpack("<HH", head[:4])
+            if group != 0x0002:
+                break
+            tag = group << 16 | number
+            if tag <= previous:
+                return ORDER_PROBLEM
+            previous = tag
+            if head[4:6].decode("latin-1") in _LONG_VRS:
+                extra = cur.read(4)
+                if extra is None:
+                    return None
+                (length,) = struct.unpack("<L", extra)
+            else:
+                (length,) = struct.unpack("<H", head[6:])
+            value = cur.read(length) if length < 1024 else None
+            if tag == 0x00020010 and value is not None:
+                tsuid = value.rstrip(b"\x00 ").decode("ascii", "replace")
+            elif value is None:
+                cur.skip(length)
+        uid = UID(tsuid)
+        if uid.is_transfer_syntax and not uid.is_little_endian:
+            return None  # big endian: refused by the signer, unsupported for verification
+        if uid.is_deflated:
+            cur = _Cursor(cast(BinaryIO, _Inflating(cast(BinaryIO, _Prefixed(head, fp)))))
+        elif fp.seekable():
+            fp.seek(-len(head), io.SEEK_CUR)
+            cur = _Cursor(fp)
+        else:
+            cur = _Cursor(cast(BinaryIO, _Prefixed(head, fp)))
+        _scan_data_set(cur, bool(uid.is_transfer_syntax and uid.is_implicit_VR), None, 0, True)
+    except _OrderError as problem:
+        return str(problem)
+    except (EOFError, struct.error, UnicodeDecodeError, zlib.error):
+        return None
+    return None
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix`` then the rest of ``fp``: the data set's first header, already read."""
+
+    def __init__(self, prefix: bytes, fp: BinaryIO) -> None:
+        self._prefix = prefix
+        self._fp = fp
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return data
+        return self._fp.read(size)
 
 
 # -- verification ---------------------------------------------------------------------------------
@@ -664,21 +1045,74 @@ def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def chain_problem(
-    leaf: x509.Certificate, trusted: Sequence[x509.Certificate], moment: datetime.datetime
-) -> str | None:
-    """Why ``leaf`` does not chain to one of ``trusted`` at ``moment``; None when it does.
+# extendedKeyUsage purposes that make a certificate a document signer (RFC 5280 4.2.1.12,
+# RFC 9336 id-kp-documentSigning); serverAuth/clientAuth alone make it a TLS certificate.
+SIGNING_PURPOSES = frozenset(
+    {
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+        ExtendedKeyUsageOID.EMAIL_PROTECTION,
+        ExtendedKeyUsageOID.CODE_SIGNING,
+        ExtendedKeyUsageOID.TIME_STAMPING,
+        x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"),  # id-kp-documentSigning
+    }
+)
+MIN_RSA_BITS = 2048
 
-    The path is built from ``trusted`` only (the leaf is the one certificate in the file); see the
-    module docstring for the checks.
+
+def signer_certificate_problem(certificate: x509.Certificate) -> str | None:
+    """Why ``certificate`` may not sign documents (DICOM signatures, export manifests); None when
+    it may. The rule, whatever CA issued it:
+
+    - not a CA (basicConstraints cA=TRUE is refused: a CA key signs certificates, not data);
+    - keyUsage, if present, allows digitalSignature or nonRepudiation (contentCommitment);
+    - extendedKeyUsage, if present, lists one of :data:`SIGNING_PURPOSES` (anyExtendedKeyUsage,
+      emailProtection, codeSigning, timeStamping, documentSigning): a certificate restricted to
+      serverAuth/clientAuth is a TLS identity, and a TLS key that signs a handshake must not also
+      sign clinical data (``pacs-kit pki issue --kind signer`` certificates carry no EKU);
+    - an RSA key has at least :data:`MIN_RSA_BITS` bits; an EC key is on P-256, P-384 or P-521.
     """
-    if not trusted:
-        return "no trusted certificate given"
-    usage = _extension(leaf, x509.KeyUsage)
+    constraints = _extension(certificate, x509.BasicConstraints)
+    if isinstance(constraints, x509.BasicConstraints) and constraints.ca:
+        return "signer certificate is a CA certificate (basicConstraints cA=TRUE)"
+    usage = _extension(certificate, x509.KeyUsage)
     if isinstance(usage, x509.KeyUsage) and not (
         usage.digital_signature or usage.content_commitment
     ):
         return "signer certificate keyUsage allows neither digitalSignature nor nonRepudiation"
+    purposes = _extension(certificate, x509.ExtendedKeyUsage)
+    if isinstance(purposes, x509.ExtendedKeyUsage) and not (set(purposes) & SIGNING_PURPOSES):
+        return (
+            "signer certificate extendedKeyUsage has no document-signing purpose "
+            "(a TLS certificate cannot sign)"
+        )
+    try:
+        key = certificate.public_key()
+    except ValueError:
+        return "signer certificate key unreadable"
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        return f"signer certificate RSA key shorter than {MIN_RSA_BITS} bits"
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in _CURVES:
+        return "signer certificate EC key not on P-256, P-384 or P-521"
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return "signer certificate key neither RSA nor EC"
+    return None
+
+
+def chain_problem(
+    leaf: x509.Certificate, trusted: Sequence[x509.Certificate], moment: datetime.datetime
+) -> str | None:
+    """Why ``leaf`` does not chain to one of ``trusted`` at ``moment`` as a signer; None when it
+    does.
+
+    The leaf must first be a signer certificate (:func:`signer_certificate_problem`), even a
+    pinned one; the path is built from ``trusted`` only (the leaf is the one certificate in the
+    file); see the module docstring for the checks.
+    """
+    if not trusted:
+        return "no trusted certificate given"
+    problem = signer_certificate_problem(leaf)
+    if problem is not None:
+        return problem
     anchors = {c.fingerprint(hashes.SHA256()) for c in trusted}
     current = leaf
     for _ in range(_MAX_CHAIN):
@@ -695,11 +1129,29 @@ def chain_problem(
     return "certificate chain too long"
 
 
+MAX_SIGNATURES = 8  # signature items verified per data set; each may cost a pass over the data
+
+
+def _source_of(ds: Dataset, given: BinaryIO | None) -> BinaryIO | None:
+    """Where ``ds`` was read from: ``given``, else its open buffer, else its file (None when it
+    was built in memory)."""
+    if given is not None:
+        return given
+    buffer = getattr(ds, "buffer", None)
+    if buffer is not None and not getattr(buffer, "closed", False) and buffer.seekable():
+        return cast(BinaryIO, buffer)
+    filename = getattr(ds, "filename", None)
+    if isinstance(filename, str | Path) and Path(filename).is_file():
+        return Path(filename).open("rb")  # closed by verify_signatures
+    return None
+
+
 def verify_signatures(
     ds: Dataset,
     *,
     trusted: Sequence[x509.Certificate] = (),
     now: datetime.datetime | None = None,
+    source: BinaryIO | None = None,
 ) -> list[SignatureReport]:
     """Check every top-level Digital Signatures Sequence item of ``ds``; one report per item, in
     file order (an empty list when ``ds`` is unsigned).
@@ -707,8 +1159,14 @@ def verify_signatures(
     Verdicts: ``valid`` (the signature verifies and the certificate chains to ``trusted`` at
     ``now``), ``untrusted`` (it verifies, no chain: also whenever ``trusted`` is empty),
     ``invalid`` (it does not verify: a signed element changed or went missing), ``unsupported``
-    (a MAC, key, transfer syntax or certificate type this module does not verify), ``malformed``
-    (missing MAC Parameters item, unreadable certificate or attributes).
+    (a MAC, key, transfer syntax or certificate type this module does not verify, or an item
+    past the first :data:`MAX_SIGNATURES`), ``malformed`` (missing MAC Parameters item,
+    unreadable certificate or attributes, or a data set that repeats an element or is out of tag
+    order: every signature of such a file is malformed).
+
+    ``source`` is the Part 10 file ``ds`` was read from (default: the file or buffer pydicom
+    read); it is scanned for element order, and values pydicom deferred (``defer_size``) are
+    hashed from it as stored, in chunks. Each distinct set of signed elements is hashed once.
 
     Signatures nested in sequence items (PS3.3 C.12.1.1.3, Figure C.12-1) are not checked. Raw
     sequences of ``ds`` are parsed in place (their items' values stay raw, as read).
@@ -716,26 +1174,67 @@ def verify_signatures(
     moment = now or datetime.datetime.now(datetime.UTC)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
-    mac_items: dict[int, Dataset] = {}
-    for item in _items(ds, MAC_PARAMETERS_SEQUENCE):
-        if "MACIDNumber" in item:
-            mac_items.setdefault(int(item.MACIDNumber), item)
-    charset = _charset(ds)
-    return [
-        _verify_one(ds, sig_item, mac_items, charset, trusted, moment)
-        for sig_item in _items(ds, DIGITAL_SIGNATURES_SEQUENCE)
-    ]
+    sig_items = _items(ds, DIGITAL_SIGNATURES_SEQUENCE)
+    if not sig_items:
+        return []
+    fp = _source_of(ds, source)
+    try:
+        order = None
+        if fp is not None:
+            fp.seek(0)
+            order = element_order_problem(fp)
+        mac_items: dict[int, Dataset] = {}
+        for item in _items(ds, MAC_PARAMETERS_SEQUENCE):
+            if "MACIDNumber" in item:
+                mac_items.setdefault(int(item.MACIDNumber), item)
+        deferred = _Source(fp) if fp is not None and not _deflated(ds) else None
+        context = _Context(ds, _charset(ds), trusted, moment, deferred, {})
+        reports = []
+        for number, sig_item in enumerate(sig_items):
+            report = _verify_one(context, sig_item, mac_items)
+            if order is not None and report.verdict != MALFORMED:
+                report = replace(report, verdict=MALFORMED, reason=order)
+            elif number >= MAX_SIGNATURES:
+                reason = f"too many signatures: only the first {MAX_SIGNATURES} are verified"
+                report = replace(report, verdict=UNSUPPORTED, reason=reason)
+            reports.append(report)
+        return reports
+    finally:
+        if fp is not None and fp is not source and fp is not getattr(ds, "buffer", None):
+            fp.close()
+
+
+def _deflated(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    tsuid = meta.get("TransferSyntaxUID") if meta is not None else None
+    return tsuid is not None and UID(str(tsuid)).is_deflated
+
+
+@dataclass
+class _Context:
+    """What every signature of one data set is verified against; ``hashed`` keeps part A of the
+    MAC stream per (signed tags, MAC algorithm, MAC transfer syntax) for reuse across items."""
+
+    ds: Dataset
+    charset: str | list[str] | None
+    trusted: Sequence[x509.Certificate]
+    moment: datetime.datetime
+    source: _Source | None
+    hashed: dict[tuple[tuple[int, ...], str, str], hashes.Hash]
+
+    def part_a(self, tags: Sequence[int], mac_algorithm: str, tsuid: str) -> hashes.Hash:
+        key = (tuple(int(t) for t in tags), mac_algorithm, tsuid)
+        if key not in self.hashed:
+            algorithm = MAC_ALGORITHMS[mac_algorithm]
+            self.hashed[key] = _dataset_hash(self.ds, tags, algorithm, self.source)
+        return self.hashed[key].copy()
 
 
 def _verify_one(
-    ds: Dataset,
-    sig_item: Dataset,
-    mac_items: dict[int, Dataset],
-    charset: str | list[str] | None,
-    trusted: Sequence[x509.Certificate],
-    moment: datetime.datetime,
+    context: _Context, sig_item: Dataset, mac_items: dict[int, Dataset]
 ) -> SignatureReport:
     """One signature's report; the fields fill in as the checks get further."""
+    ds = context.ds
     report = SignatureReport(
         uid=str(sig_item.get("DigitalSignatureUID", "")),
         signer="",
@@ -759,7 +1258,14 @@ def _verify_one(
         tags = []
     else:
         tags = [Tag(t) for t in (signed if isinstance(signed, list | MultiValue) else [signed])]
-    report = replace(report, mac_algorithm=mac_algorithm, tags_signed=len(tags))
+    unsigned = tuple(str(t) for t in _uncovered(ds, tags))
+    report = replace(
+        report,
+        mac_algorithm=mac_algorithm,
+        tags_signed=len(tags),
+        tags_unsigned=unsigned,
+        complete=bool(tags) and not unsigned,
+    )
     if sig_item.get("CertificateType") != CERTIFICATE_TYPE:
         reason = "certificate type is not X509_1993_SIG"
         return replace(report, verdict=UNSUPPORTED, reason=reason)
@@ -780,20 +1286,21 @@ def _verify_one(
     problem = _parameters_problem(sig_item, mac_item, tags, key)
     if problem is not None:
         return replace(report, verdict=problem[0], reason=problem[1])
-    algorithm = MAC_ALGORITHMS[mac_algorithm]
     missing = [t for t in tags if t not in ds]
     if missing:
         return replace(report, verdict=INVALID, reason=f"signed element {missing[0]} is missing")
+    tsuid = str(mac_item.get("MACCalculationTransferSyntaxUID", ""))
     try:
-        stream = _dataset_stream(ds, tags) + _signature_item_stream(sig_item, charset)
+        h = context.part_a(tags, mac_algorithm, tsuid)
+        digest = _add_signature_item(h, sig_item, context.charset)
     except ValueError:
         reason = "the signed elements cannot be encoded"
         return replace(report, verdict=MALFORMED, reason=reason)
-    digest = _digest(algorithm, stream)
+    algorithm = MAC_ALGORITHMS[mac_algorithm]
     if not _signature_matches(cast(_PublicKey, key), algorithm, digest, bytes(sig_item.Signature)):
         reason = "signature does not match the signed data"
         return replace(report, verdict=INVALID, reason=reason)
-    problem_text = chain_problem(certificate, trusted, moment)
+    problem_text = chain_problem(certificate, context.trusted, context.moment)
     if problem_text is not None:
         return replace(report, verdict=UNTRUSTED, reason=problem_text)
     reason = "signature verified; certificate chains to a trusted certificate"

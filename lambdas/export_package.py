@@ -13,7 +13,10 @@ A package is a directory of
   recipient certificate;
 - ``manifest.json.p7s``: a detached CMS SignedData (DER, SHA-256, signer certificate embedded) over
   the manifest's exact bytes (:func:`sign_detached`), checkable with ``openssl cms -verify
-  -binary -inform DER -content manifest.json``.
+  -binary -inform DER -content manifest.json``. It is encoded here (:mod:`lambdas.der`) around
+  one ``sign_digest`` call of a :class:`lambdas.dicom_signature.Signer`, so a key in memory
+  (``LocalSigner``) and a KMS key (``lambdas.kms_signing.KmsSigner``, ``MessageType=DIGEST``)
+  sign the same way: ``cryptography``'s ``PKCS7SignatureBuilder`` needs the private key itself.
 
 The manifest signature protects the members through their digests: a member swapped, altered,
 removed or added no longer matches the signed list. Who made the package is proven only when the
@@ -21,15 +24,17 @@ signer certificate chains to a CA the recipient trusts; a one-time signer (:func
 proves integrity only.
 
 cryptography has no API to verify CMS SignedData, and no ASN.1 library is a dependency, so
-:func:`verify_detached` reads the DER it needs with a minimal reader (:class:`_Der`): the embedded
-certificates and the one SignerInfo (issuer and serial, digest algorithm, signed attributes,
-signature algorithm, signature). It checks that the content type attribute is id-data, that the
-messageDigest attribute equals SHA-256(manifest), and the signature over the DER ``SET OF``
-signed attributes (RFC 5652 Section 5.4) with the signer certificate's key (RSASSA-PKCS1-v1_5 or
-ECDSA, SHA-256); with trusted CAs, that the signer certificate chains to one of them now.
+:func:`verify_detached` reads the DER it needs with a minimal reader (:class:`lambdas.der.Reader`):
+the embedded certificates and the one SignerInfo (issuer and serial, digest algorithm, signed
+attributes, signature algorithm, signature). It checks that the content type attribute is id-data,
+that the messageDigest attribute equals SHA-256(manifest), and the signature over the DER
+``SET OF`` signed attributes (RFC 5652 Section 5.4) with the signer certificate's key
+(RSASSA-PKCS1-v1_5 or ECDSA, SHA-256); with trusted CAs, that the signer certificate chains to one
+of them now.
 
-Pure functions over bytes and ``cryptography`` objects: no AWS, no Pulumi, no pydicom. Exceptions
-are :class:`PackageError` with a stable ``code`` and never carry values from a data set.
+Pure functions over bytes and ``cryptography`` objects: no AWS, no Pulumi, no pydicom (the
+one-time signer imports ``LocalSigner`` when it is made). Exceptions are :class:`PackageError`
+with a stable ``code`` and never carry values from a data set.
 """
 
 from __future__ import annotations
@@ -39,16 +44,21 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import algorithms
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
+
+from lambdas import der
+
+if TYPE_CHECKING:
+    from lambdas.dicom_signature import LocalSigner, Signer
 
 FORMAT = "cloud-pacs-kit/export-package"
 FORMAT_VERSION = 1
@@ -72,16 +82,20 @@ ERRORS: dict[str, str] = {
     "signature-invalid": "the manifest signature does not verify over the manifest",
     "signer-untrusted": "the signer certificate does not chain to a trusted CA",
     "manifest-invalid": "the manifest is not a valid export manifest",
+    "package-invalid": "the .zip is not a package: only manifest.json, manifest.json.p7s and "
+    "<n>.p7m, each once, as plain files",
 }
 
 _ID_DATA = "1.2.840.113549.1.7.1"
 _ID_SIGNED_DATA = "1.2.840.113549.1.7.2"
 _ID_CONTENT_TYPE = "1.2.840.113549.1.9.3"
 _ID_MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+_ID_SIGNING_TIME = "1.2.840.113549.1.9.5"
 _ID_SHA256 = "2.16.840.1.101.3.4.2.1"
 # RSASSA-PKCS1-v1_5: CMS names it by the key (rsaEncryption) or with the hash (RFC 4055).
 _RSA_PKCS1 = {"1.2.840.113549.1.1.1", "1.2.840.113549.1.1.11"}
 _ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+_SHA256_WITH_RSA = "1.2.840.113549.1.1.11"
 
 
 class PackageError(ValueError):
@@ -90,9 +104,6 @@ class PackageError(ValueError):
     def __init__(self, code: str, message: str | None = None) -> None:
         self.code = code
         super().__init__(f"{code}: {message or ERRORS.get(code, code)}")
-
-
-SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True)
@@ -177,12 +188,12 @@ def envelope(data: bytes, recipient: x509.Certificate) -> bytes:
     )
 
 
-def open_envelope(der: bytes, key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bytes:
-    """The content of the EnvelopedData ``der`` for the recipient ``certificate`` and its ``key``;
-    PackageError ``key-mismatch`` or ``decrypt-failed``."""
+def open_envelope(enveloped: bytes, key: rsa.RSAPrivateKey, certificate: x509.Certificate) -> bytes:
+    """The content of the DER EnvelopedData ``enveloped`` for the recipient ``certificate`` and
+    its ``key``; PackageError ``key-mismatch`` or ``decrypt-failed``."""
     check_key_pair(key, certificate)
     try:
-        return pkcs7.pkcs7_decrypt_der(der, certificate, key, [])
+        return pkcs7.pkcs7_decrypt_der(enveloped, certificate, key, [])
     except ValueError as exc:
         raise PackageError("decrypt-failed") from exc
 
@@ -221,6 +232,16 @@ def build_manifest(
     return (json.dumps(document, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
+def _member(entry: Any) -> Member:
+    """One manifest entry, every field of its declared type (TypeError otherwise)."""
+    member = Member(**entry)
+    for name, value in vars(member).items():
+        expected = int if name == "size" else bool if name == "deidentified" else str
+        if type(value) is not expected:
+            raise TypeError(f"member field {name} is not {expected.__name__}")
+    return member
+
+
 def parse_manifest(data: bytes) -> Manifest:
     """The manifest's recipient and members; PackageError ``manifest-invalid`` when it is not a
     manifest of this format (only call it on a manifest whose signature verified)."""
@@ -231,7 +252,7 @@ def parse_manifest(data: bytes) -> Manifest:
         recipient = x509.load_pem_x509_certificate(doc["recipient"]["certificate"].encode())
         if doc["recipient"]["sha256"] != fingerprint(recipient):
             raise PackageError("manifest-invalid", "recipient fingerprint mismatch")
-        members = tuple(Member(**m) for m in doc["members"])
+        members = tuple(_member(m) for m in doc["members"])
         creator = {str(k): str(v) for k, v in doc["creator"].items()}
         created = str(doc["created"])
     except PackageError:
@@ -246,28 +267,65 @@ def parse_manifest(data: bytes) -> Manifest:
     return Manifest(created=created, creator=creator, recipient=recipient, members=members)
 
 
-def sign_detached(manifest: bytes, key: SigningKey, certificate: x509.Certificate) -> bytes:
-    """A detached DER CMS SignedData over ``manifest`` (SHA-256, ``certificate`` embedded)."""
-    check_key_pair(key, certificate)
-    return (
-        pkcs7.PKCS7SignatureBuilder()
-        .set_data(manifest)
-        .add_signer(certificate, key, hashes.SHA256())
-        .sign(
-            serialization.Encoding.DER,
-            [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.Binary],
-        )
+def sign_detached(manifest: bytes, signer: Signer, *, now: dt.datetime | None = None) -> bytes:
+    """A detached DER CMS SignedData over ``manifest`` (RFC 5652), signed by ``signer``.
+
+    SignedData version 1 with the SHA-256 digest algorithm, an id-data encapsulated content
+    without eContent (detached), the signer's certificate in ``certificates``, and one version 1
+    SignerInfo naming it by issuer and serial number. Its signed attributes (contentType id-data,
+    signingTime ``now``, messageDigest SHA-256(manifest)) are a DER SET OF, and the signature is
+    made over their encoding with the SET tag (RFC 5652 5.4): SHA-256 of it goes to
+    ``signer.sign_digest``. The signature algorithm follows the certificate's key:
+    sha256WithRSAEncryption (RSASSA-PKCS1-v1_5) or ecdsa-with-SHA256.
+    """
+    certificate = signer.certificate
+    public = certificate.public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        signature_algorithm = der.sequence(der.oid(_SHA256_WITH_RSA), der.null())
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        signature_algorithm = der.sequence(der.oid(_ECDSA_SHA256))
+    else:
+        raise PackageError("key-unsupported", "the signer's key is neither RSA nor EC")
+    when = now or dt.datetime.now(dt.UTC)
+    attributes = [
+        der.sequence(der.oid(_ID_CONTENT_TYPE), der.set_of(der.oid(_ID_DATA))),
+        der.sequence(der.oid(_ID_SIGNING_TIME), der.set_of(der.utc_time(when))),
+        der.sequence(
+            der.oid(_ID_MESSAGE_DIGEST),
+            der.set_of(der.octet_string(hashlib.sha256(manifest).digest())),
+        ),
+    ]
+    signed_attrs = der.set_of(*attributes)
+    signature = signer.sign_digest(hashlib.sha256(signed_attrs).digest(), hashes.SHA256())
+    # Parameters of SHA-256 absent (RFC 5754 2: "implementations MUST accept" both, SHOULD omit).
+    sha256 = der.sequence(der.oid(_ID_SHA256))
+    signer_info = der.sequence(
+        der.integer(1),
+        der.sequence(certificate.issuer.public_bytes(), der.integer(certificate.serial_number)),
+        sha256,
+        der.set_of(*attributes, tag=der.context(0)),  # [0] IMPLICIT: the same SET OF, re-tagged
+        signature_algorithm,
+        der.octet_string(signature),
     )
+    signed_data = der.sequence(
+        der.integer(1),
+        der.set_of(sha256),
+        der.sequence(der.oid(_ID_DATA)),  # no eContent: detached
+        der.tlv(der.context(0), certificate.public_bytes(serialization.Encoding.DER)),
+        der.set_of(signer_info),
+    )
+    return der.sequence(der.oid(_ID_SIGNED_DATA), der.tlv(der.context(0), signed_data))
 
 
-def one_time_signer(
-    now: dt.datetime | None = None,
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A fresh EC P-256 key and its self-signed certificate (CN :data:`ONE_TIME_SIGNER_CN`).
+def one_time_signer(now: dt.datetime | None = None) -> LocalSigner:
+    """A signer with a fresh EC P-256 key and its self-signed certificate (CN
+    :data:`ONE_TIME_SIGNER_CN`); the key lives only in the returned object.
 
     A signature by it proves that the members are the ones the manifest lists (integrity), not
     who made the package: anyone can make such a signer.
     """
+    from lambdas.dicom_signature import LocalSigner
+
     now = now or dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ONE_TIME_SIGNER_CN)])
@@ -285,7 +343,7 @@ def one_time_signer(
         )
         .sign(key, hashes.SHA256())
     )
-    return key, cert
+    return LocalSigner(key, cert)
 
 
 def verify_detached(
@@ -298,14 +356,20 @@ def verify_detached(
     accepted, as ``openssl cms -verify -purpose any`` does). Without, the signer is not checked.
     PackageError ``signature-malformed``, ``signature-invalid`` or ``signer-untrusted``.
     """
-    signed = _read_signed_data(p7s)
+    try:
+        signed = _read_signed_data(p7s)
+        signer = _signer_certificate(signed)
+    except PackageError:
+        raise
+    except (ValueError, IndexError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+        # der.DerError, too few fields, or an embedded certificate cryptography cannot load
+        raise PackageError("signature-malformed", type(exc).__name__) from exc
     if signed.digest_algorithm != _ID_SHA256:
         raise PackageError("signature-malformed", "the digest algorithm is not SHA-256")
     if signed.content_type != _ID_DATA:
         raise PackageError("signature-invalid", "the signed content type is not id-data")
     if signed.message_digest != hashlib.sha256(manifest).digest():
         raise PackageError("signature-invalid", "the manifest digest does not match")
-    signer = _signer_certificate(signed)
     public = signer.public_key()
     try:
         if isinstance(public, rsa.RSAPublicKey) and signed.signature_algorithm in _RSA_PKCS1:
@@ -333,6 +397,12 @@ def _check_chain(
 ) -> None:
     if any(signer == ca for ca in trusted):
         return  # the signer itself is trusted (e.g. a one-time signer handed over beforehand)
+    # A CA-issued signer must be a signer: not a CA, not a TLS-only certificate, no weak key
+    # (the rule of DICOM signatures). Imported here: the rest of this module needs no pydicom.
+    from lambdas.dicom_signature import signer_certificate_problem
+
+    if signer_certificate_problem(signer) is not None:
+        raise PackageError("signer-untrusted", "the certificate is not a signing certificate")
     builder = (
         verification.PolicyBuilder()
         .store(verification.Store(list(trusted)))
@@ -362,71 +432,8 @@ class _SignedData:
     serial: int
 
 
-class _Der:
-    """A DER TLV at ``start`` of ``data``: tag, content bounds, end (definite lengths only)."""
-
-    def __init__(self, data: bytes, start: int) -> None:
-        try:
-            self.tag = data[start]
-            if self.tag & 0x1F == 0x1F:
-                raise PackageError("signature-malformed", "multi-byte tags are not expected")
-            first = data[start + 1]
-            pos = start + 2
-            if first < 0x80:
-                length = first
-            elif first == 0x80 or first > 0x84:
-                raise PackageError("signature-malformed", "indefinite or huge length")
-            else:
-                count = first & 0x7F
-                length = int.from_bytes(data[pos : pos + count], "big")
-                pos += count
-        except IndexError as exc:
-            raise PackageError("signature-malformed", "truncated") from exc
-        self.data, self.start, self.content, self.end = data, start, pos, pos + length
-        if self.end > len(data):
-            raise PackageError("signature-malformed", "truncated")
-
-    @property
-    def raw(self) -> bytes:
-        return self.data[self.start : self.end]
-
-    @property
-    def value(self) -> bytes:
-        return self.data[self.content : self.end]
-
-    def children(self) -> list[_Der]:
-        items, pos = [], self.content
-        while pos < self.end:
-            item = _Der(self.data, pos)
-            items.append(item)
-            pos = item.end
-        if pos != self.end:
-            raise PackageError("signature-malformed", "overlong element")
-        return items
-
-    def expect(self, tag: int) -> _Der:
-        if self.tag != tag:
-            raise PackageError("signature-malformed", f"tag {self.tag:#04x}, expected {tag:#04x}")
-        return self
-
-    def oid(self) -> str:
-        self.expect(0x06)
-        body = self.value
-        if not body:
-            raise PackageError("signature-malformed", "empty OID")
-        arcs: list[int] = []
-        value = 0
-        for byte in body:
-            value = (value << 7) | (byte & 0x7F)
-            if not byte & 0x80:
-                arcs.append(value)
-                value = 0
-        first = min(arcs[0] // 40, 2)
-        return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
-
-
 def _read_signed_data(p7s: bytes) -> _SignedData:
-    top = _Der(p7s, 0).expect(0x30)
+    top = der.Reader(p7s, 0).expect(0x30)
     if top.end != len(p7s):
         raise PackageError("signature-malformed", "trailing bytes")
     content_type, wrapped = top.children()[:2]
@@ -456,7 +463,7 @@ def _read_signed_data(p7s: bytes) -> _SignedData:
     sid = info[1].expect(0x30).children()  # IssuerAndSerialNumber (version 1 SignerInfo)
     if len(sid) != 2:
         raise PackageError("signature-malformed", "signer not named by issuer and serial")
-    attrs: dict[str, list[_Der]] = {}
+    attrs: dict[str, list[der.Reader]] = {}
     for attr in info[3].children():
         attr_type, values = attr.expect(0x30).children()[:2]
         oid = attr_type.oid()
@@ -478,7 +485,7 @@ def _read_signed_data(p7s: bytes) -> _SignedData:
         signature_algorithm=info[4].expect(0x30).children()[0].oid(),
         signature=info[5].expect(0x04).value,
         issuer=sid[0].expect(0x30).raw,
-        serial=int.from_bytes(sid[1].expect(0x02).value, "big", signed=True),
+        serial=sid[1].integer(),
     )
 
 

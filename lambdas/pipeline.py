@@ -87,7 +87,7 @@ class Outcome:
     archive_version_id: str | None = None
     quarantine_key: str | None = None
     # Present only when the object carried Digital Signatures: one verdict each (no signer names).
-    signatures: list[dict[str, str]] = field(default_factory=list)
+    signatures: list[dict[str, str | bool]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if v not in (None, [])}

@@ -47,9 +47,22 @@ RESEARCH_PROJECTS = "PACS_RESEARCH_PROJECTS"
 LINKAGE_TABLE = "PACS_LINKAGE_TABLE"
 LINKAGE_KEY_ARN = "PACS_LINKAGE_KEY_ARN"  # symmetric KMS key that encrypts each linkage record
 
+# --- exports (issue #9; also ARCHIVE_BUCKET, DATA_KEY_ARN, SIGNING_KEY_ARN) ---------------------
+EXPORTS_BUCKET = "PACS_EXPORTS_BUCKET"
+EXPORTS_TABLE = "PACS_EXPORTS_TABLE"  # the one-time links, keyed by token_sha256
+# The path, inside the export function's package, of the PEM certificate issued for the signing KMS
+# key (like SIGNATURE_TRUST_BUNDLE); empty: manifests are signed by a one-time key.
+EXPORT_SIGNER_CERT = "PACS_EXPORT_SIGNER_CERT"
+LINK_URL = "PACS_LINK_URL"  # the link function's URL; links are <url>?token=<token>
+LINK_MINUTES = "PACS_LINK_MINUTES"  # how long an issued link works: 1 to MAX_LINK_MINUTES
+# --- one-time links (also EXPORTS_BUCKET, EXPORTS_TABLE) --------------------------------------
+PRESIGN_SECONDS = "PACS_PRESIGN_SECONDS"  # the presigned GET's life once a link is used
+
 DEFAULT_MAX_OBJECT_BYTES = 4 * 1024**3  # CopyObject copies at most 5 GiB in one request
 DEFAULT_MAX_INFLATED_BYTES = 256 * 1024**2
 DEFAULT_VERIFY_SAMPLE_SIZE = 100
+DEFAULT_LINK_MINUTES = MAX_LINK_MINUTES = 15
+DEFAULT_PRESIGN_SECONDS = MAX_PRESIGN_SECONDS = 60
 
 # reject-invalid: a signature that no longer matches its data quarantines the object; record: only
 # logged (a tampered object is archived); require-valid: also quarantine an object without a valid
@@ -65,6 +78,9 @@ ARCHIVE_PREFIX = "studies/"
 # leave a review record (never the image) under research-review/<project>/ in quarantine.
 DERIVED_PREFIX = "derived/"
 RESEARCH_REVIEW_PREFIX = "research-review/"
+# Export packages: exports/<export_id>/package.zip in the exports bucket; the export role may write
+# only under this prefix, the link role read only under it.
+EXPORTS_PREFIX = "exports/"
 PROJECT_NAME = re.compile(r"[a-z0-9-]{2,32}")
 _KEYWORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
@@ -328,4 +344,82 @@ class ResearchSettings:
             linkage_table=linkage_table,
             # The key is required exactly when linkage is on: never a record without encryption.
             linkage_key_arn=_required(env, LINKAGE_KEY_ARN) if linkage_table else "",
+        )
+
+
+def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    value = _positive_int(env, name, default)
+    if value > maximum:
+        raise SettingsError(f"environment variable {name} must be at most {maximum}")
+    return value
+
+
+def _packaged_certificate(env: Mapping[str, str], name: str) -> str:
+    """The PEM text of the packaged certificate file ``name`` names, or "" when it is empty."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return ""
+    path = Path(raw)
+    try:
+        text = (path if path.is_absolute() else _package_root(env) / path).read_text("ascii")
+    except (OSError, ValueError):
+        raise SettingsError(
+            f"environment variable {name} names {raw!r}, which is not a readable PEM file of "
+            "the function's package"
+        ) from None
+    if "BEGIN CERTIFICATE" not in text:
+        raise SettingsError(f"{name}: {raw!r} holds no PEM certificate")
+    return text
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything the export function needs to know about its stack."""
+
+    archive_bucket: str
+    exports_bucket: str
+    exports_table: str
+    data_key_arn: str  # SSE-KMS key of the package object
+    signing_key_arn: str  # signs the manifest when signer_certificate_pem is set
+    link_url: str
+    # PEM of the certificate issued for the signing key; "" for a one-time signer.
+    signer_certificate_pem: str = ""
+    link_minutes: int = DEFAULT_LINK_MINUTES
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ExportSettings:
+        env = os.environ if env is None else env
+        link_url = _required(env, LINK_URL)
+        if not link_url.startswith("https://"):
+            # The token travels in the query string: never over plain HTTP.
+            raise SettingsError(f"environment variable {LINK_URL} must be an https:// URL")
+        return cls(
+            archive_bucket=_required(env, ARCHIVE_BUCKET),
+            exports_bucket=_required(env, EXPORTS_BUCKET),
+            exports_table=_required(env, EXPORTS_TABLE),
+            data_key_arn=_required(env, DATA_KEY_ARN),
+            signing_key_arn=_required(env, SIGNING_KEY_ARN),
+            link_url=link_url,
+            signer_certificate_pem=_packaged_certificate(env, EXPORT_SIGNER_CERT),
+            link_minutes=_bounded_int(env, LINK_MINUTES, DEFAULT_LINK_MINUTES, MAX_LINK_MINUTES),
+        )
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """Everything the one-time link function needs to know about its stack."""
+
+    exports_bucket: str
+    exports_table: str
+    presign_seconds: int = DEFAULT_PRESIGN_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LinkSettings:
+        env = os.environ if env is None else env
+        return cls(
+            exports_bucket=_required(env, EXPORTS_BUCKET),
+            exports_table=_required(env, EXPORTS_TABLE),
+            presign_seconds=_bounded_int(
+                env, PRESIGN_SECONDS, DEFAULT_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS
+            ),
         )

@@ -25,17 +25,21 @@ packaged and only they are listed), 2 on usage errors (recipient certificate mis
 invalid, not valid now or not RSA; --option or --key-file without --deid; signing key not matching
 its certificate; DIR not empty or an input's directory).
 
-``pacs-kit open DIR --key KEY.pem --out OUT [--ca CA.pem]`` verifies the manifest signature (with
-``--ca``, the signer certificate must chain to a CA of CA.pem; without, the signer's subject is
-printed on stderr with "not checked against a CA"). A manifest whose signature fails opens
-nothing. Then, for every member listed: decrypts it with KEY.pem (RSA, the package's recipient),
-checks its SHA-256 and size against the manifest and writes ``OUT/<SOPInstanceUID>.dcm`` through a
-temporary file and a rename. One line per member: ``opened DIR/<n>.p7m -> OUT/<uid>.dcm`` or
-``refused DIR/<n>.p7m <code>`` (``missing``, ``decrypt-failed``, ``digest-mismatch``,
-``not-in-manifest`` for an extra .p7m in DIR); a refused member writes nothing. Exit 0 when every
-member verified and was written, 1 when the signature, the manifest or any member failed, 2 on
-usage errors (DIR missing, key unreadable, not RSA or not the recipient's, CA file unreadable,
-OUT the package directory).
+``pacs-kit open DIR --key KEY.pem --out OUT [--ca CA.pem]`` opens the package directory DIR, or a
+package zipped into one file (what the export function writes, ``package.zip``): its entries are
+checked first (only ``manifest.json``, ``manifest.json.p7s`` and ``<n>.p7m``, each once, as plain
+files: no path, no ``..``, no directory or link; else ``refused DIR package-invalid``, exit 1) and
+unpacked into a temporary directory, which is then opened as a directory is and removed. It
+verifies the manifest signature (with ``--ca``, the signer certificate must chain to a CA of
+CA.pem; without, the signer's subject is printed on stderr with "not checked against a CA"). A
+manifest whose signature fails opens nothing. Then, for every member listed: decrypts it with
+KEY.pem (RSA, the package's recipient), checks its SHA-256 and size against the manifest and
+writes ``OUT/<SOPInstanceUID>.dcm`` through a temporary file and a rename. One line per member:
+``opened DIR/<n>.p7m -> OUT/<uid>.dcm`` or ``refused DIR/<n>.p7m <code>`` (``missing``,
+``decrypt-failed``, ``digest-mismatch``, ``not-in-manifest`` for an extra .p7m in DIR); a refused
+member writes nothing. Exit 0 when every member verified and was written, 1 when the signature,
+the manifest or any member failed, 2 on usage errors (DIR missing, key unreadable, not RSA or not
+the recipient's, CA file unreadable, OUT the package directory).
 """
 
 from __future__ import annotations
@@ -48,11 +52,13 @@ import io
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -60,6 +66,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from lambdas import export_package as pkg
+
+if TYPE_CHECKING:
+    from lambdas.dicom_signature import LocalSigner
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 DISTRIBUTION = "cloud-pacs-kit"
@@ -121,7 +130,9 @@ def add_command(commands: Any) -> None:
         "members into OUT/<SOPInstanceUID>.dcm.",
         usage="pacs-kit open DIR --key KEY.pem --out OUT [--ca CA.pem]",
     )
-    opener.add_argument("package", type=Path, metavar="DIR", help="the package directory")
+    opener.add_argument(
+        "package", type=Path, metavar="DIR", help="the package directory, or the package's .zip"
+    )
     opener.add_argument(
         "--key", type=Path, required=True, metavar="KEY.pem", help="recipient's RSA private key"
     )
@@ -133,6 +144,12 @@ def add_command(commands: Any) -> None:
         type=Path,
         metavar="CA.pem",
         help="CA certificates the manifest signer must chain to",
+    )
+    opener.add_argument(
+        "--signer-sha256",
+        metavar="HEX",
+        help="the SHA-256 fingerprint the manifest signer's certificate must have (learned out "
+        "of band from the sender): pins the origin without a CA",
     )
     opener.set_defaults(handler=run_open)
 
@@ -187,7 +204,7 @@ def creator() -> dict[str, str]:
 @dataclass
 class _Options:
     recipient: x509.Certificate
-    signer: tuple[Any, x509.Certificate] | None
+    signer: LocalSigner | None
     engine: Any
     inputs: list[Path]
     out: Path
@@ -223,7 +240,14 @@ def _export_options(args: argparse.Namespace) -> _Options:
             pkg.check_key_pair(key, cert)
         except pkg.PackageError as exc:
             raise UsageError(f"{args.sign_key} is not the key of {args.sign_cert}") from exc
-        signer = (key, cert)
+        from lambdas.dicom_signature import LocalSigner, SignatureError  # pydicom: only when used
+
+        try:
+            signer = LocalSigner(key, cert)
+        except SignatureError as exc:
+            raise UsageError(
+                f"{args.sign_key}: {exc} (RSA of 2048 bits or more, EC P-256 or P-384)"
+            ) from exc
     engine = None
     if args.deid:
         from lambdas.deid.engine import Deidentifier
@@ -292,21 +316,20 @@ def _export_into(opts: _Options, tmp: Path, shown: Path) -> int:
             _out(line)
         _err("export", "no input was packaged: no package written")
         return EXIT_REFUSED
-    if opts.signer is None:
-        key, cert = pkg.one_time_signer()
+    signer = opts.signer
+    if signer is None:
+        signer = pkg.one_time_signer()
         _err(
             "export",
             "warning: no --sign-key/--sign-cert: the manifest is signed with a one-time key; "
             "its signature proves the members are those the manifest lists (integrity), not "
             "who made the package",
         )
-    else:
-        key, cert = opts.signer
     manifest = pkg.build_manifest(
         members, opts.recipient, creator=creator(), created=dt.datetime.now(dt.UTC)
     )
     _write(tmp / pkg.MANIFEST, manifest)
-    _write(tmp / pkg.SIGNATURE, pkg.sign_detached(manifest, key, cert))
+    _write(tmp / pkg.SIGNATURE, pkg.sign_detached(manifest, signer))
     try:
         tmp.replace(opts.out)  # rename(2) replaces an empty directory, never a full one
     except OSError as exc:
@@ -398,8 +421,9 @@ def run_open(args: argparse.Namespace) -> int:
     """``pacs-kit open``."""
     package: Path = args.package
     try:
-        if not package.is_dir():
-            raise UsageError(f"{package} is not a directory")
+        is_zip = package.is_file()
+        if not is_zip and not package.is_dir():
+            raise UsageError(f"{package} is neither a package directory nor a .zip package")
         if args.out.resolve() == package.resolve():
             raise UsageError("--out is the package directory: choose another")
         key = load_private_key(args.key, "recipient key")
@@ -409,11 +433,66 @@ def run_open(args: argparse.Namespace) -> int:
     except UsageError as exc:
         _err("open", str(exc))
         return EXIT_USAGE
+    if not is_zip:
+        return _open_directory(args, package, package, key, trusted)
+    with tempfile.TemporaryDirectory(prefix=".pacs-kit-open.") as unpacked:
+        try:
+            extract_package(package, Path(unpacked))
+        except pkg.PackageError as exc:
+            _out(f"refused  {package}  {exc.code}")
+            _err("open", f"{exc}: nothing opened")
+            return EXIT_REFUSED
+        return _open_directory(args, Path(unpacked), package, key, trusted)
+
+
+# What a .zip package may hold, and nothing else: flat names, no directories, links or paths.
+_ZIP_MEMBER = re.compile(r"[1-9][0-9]{0,8}\.p7m")
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
+
+
+def extract_package(archive: Path, into: Path) -> None:
+    """Unpack a .zip package into the empty directory ``into`` after checking every entry:
+    only ``manifest.json``, ``manifest.json.p7s`` and ``<n>.p7m``, each once, as regular files
+    (no absolute path, no ``..``, no directory, no symbolic link), stored or deflated.
+    PackageError ``package-invalid`` otherwise; then the package is checked as a directory is."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            entries = zf.infolist()
+            names = [e.filename for e in entries]
+            if len(set(names)) != len(names):
+                raise pkg.PackageError("package-invalid", "a zip entry is repeated")
+            for entry in entries:
+                name = entry.filename
+                if name not in (pkg.MANIFEST, pkg.SIGNATURE) and not _ZIP_MEMBER.fullmatch(name):
+                    raise pkg.PackageError("package-invalid", "unexpected zip entry name")
+                mode = entry.external_attr >> 16
+                if entry.is_dir() or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+                    raise pkg.PackageError("package-invalid", "a zip entry is not a regular file")
+                if entry.compress_type not in _ZIP_METHODS:
+                    raise pkg.PackageError("package-invalid", "unsupported zip compression")
+            if sum(e.file_size for e in entries) > shutil.disk_usage(into).free:
+                raise pkg.PackageError("package-invalid", "larger than the free space to unpack")
+            for entry in entries:
+                # The name is checked above: plain, so it stays inside ``into``.
+                with zf.open(entry) as source, (into / entry.filename).open("xb") as target:
+                    shutil.copyfileobj(source, target, 1024 * 1024)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise pkg.PackageError("package-invalid", "not a readable zip") from exc
+
+
+def _open_directory(
+    args: argparse.Namespace,
+    package: Path,
+    shown: Path,
+    key: rsa.RSAPrivateKey,
+    trusted: list[x509.Certificate],
+) -> int:
+    """Verify and open the package in the directory ``package``, naming it ``shown``."""
     try:
         manifest_bytes = (package / pkg.MANIFEST).read_bytes()
         p7s = (package / pkg.SIGNATURE).read_bytes()
     except OSError as exc:
-        _out(f"refused  {package}  manifest-missing")
+        _out(f"refused  {shown}  manifest-missing")
         _err("open", f"cannot read the manifest or its signature: {exc.strerror}")
         return EXIT_REFUSED
     try:
@@ -423,14 +502,28 @@ def run_open(args: argparse.Namespace) -> int:
         if not all(_safe_uid(u) for u in names) or len(set(names)) != len(names):
             raise pkg.PackageError("manifest-invalid", "SOP Instance UIDs unsafe or repeated")
     except pkg.PackageError as exc:
-        _out(f"refused  {package}  {exc.code}")
+        _out(f"refused  {shown}  {exc.code}")
         _err("open", f"{exc}: nothing opened")
         return EXIT_REFUSED
-    subject = signer.subject.rfc4514_string()
+    subject = _printable(signer.subject.rfc4514_string())
+    signer_sha256 = pkg.fingerprint(signer)
+    pinned = (args.signer_sha256 or "").replace(":", "").strip().lower()
+    if pinned and pinned != signer_sha256:
+        _out(f"refused  {shown}  signer-untrusted")
+        _err("open", f"the manifest signer's SHA-256 is {signer_sha256}, not {pinned}")
+        return EXIT_REFUSED
     if trusted:
-        _err("open", f"manifest signed by {subject}, chained to {args.ca}")
+        _err("open", f"manifest signed by {subject} (SHA-256 {signer_sha256}), chains to {args.ca}")
+    elif pinned:
+        _err("open", f"manifest signed by {subject}, the pinned signer (SHA-256 {signer_sha256})")
     else:
-        _err("open", f"manifest signed by {subject}: not checked against a CA (use --ca)")
+        _err(
+            "open",
+            f"warning: manifest signed by {subject} (SHA-256 {signer_sha256}): not checked "
+            "against a CA or a pinned fingerprint: the members match the manifest, but anyone "
+            "holding the recipient certificate could have made this package (use --ca or "
+            "--signer-sha256 to know who did)",
+        )
     try:
         pkg.check_key_pair(key, manifest.recipient)
     except pkg.PackageError:
@@ -446,16 +539,23 @@ def run_open(args: argparse.Namespace) -> int:
     for extra in sorted(p.name for p in package.glob(f"*{pkg.MEMBER_SUFFIX}")):
         if extra not in listed:
             refused += 1
-            _out(f"refused  {package / extra}  not-in-manifest")
+            _out(f"refused  {shown / extra}  not-in-manifest")
     for member in manifest.members:
         source = package / member.file
         code = open_member(source, member, key, manifest.recipient, args.out)
         if code is None:
-            _out(f"opened  {source} -> {args.out / (member.sop_instance_uid + '.dcm')}")
+            _out(
+                f"opened  {shown / member.file} -> {args.out / (member.sop_instance_uid + '.dcm')}"
+            )
         else:
             refused += 1
-            _out(f"refused  {source}  {code}")
+            _out(f"refused  {shown / member.file}  {code}")
     return EXIT_REFUSED if refused else EXIT_OK
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped: certificate subjects come from the package."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
 
 
 def _load_cas(path: Path) -> list[x509.Certificate]:
@@ -491,16 +591,17 @@ def open_member(
     if len(data) != member.size or hashlib.sha256(data).hexdigest() != member.sha256:
         return "digest-mismatch"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".open.", suffix=".part")
-    placed = False
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        Path(tmp).replace(out_dir / f"{member.sop_instance_uid}.dcm")
-        placed = True
+        try:
+            # link(2) never replaces: an existing OUT/<uid>.dcm is kept, this member refused.
+            os.link(tmp, out_dir / f"{member.sop_instance_uid}.dcm")
+        except FileExistsError:
+            return "exists"
     finally:
-        if not placed:
-            with contextlib.suppress(OSError):
-                Path(tmp).unlink()
+        with contextlib.suppress(OSError):
+            Path(tmp).unlink()  # the temporary name (the output, once placed, is its link)
     return None

@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lambdas import der
+
 CA_DAYS = 3650
 LEAF_DAYS = 90
 CRL_DAYS = 30
@@ -245,27 +247,6 @@ _HASHES: dict[str, hashes.HashAlgorithm] = {
 }
 
 
-def _der(tag: int, content: bytes) -> bytes:
-    """One DER TLV (definite length)."""
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + content
-
-
-def _oid(dotted: str) -> bytes:
-    first, second, *rest = (int(part) for part in dotted.split("."))
-    body = bytearray([first * 40 + second])
-    for arc in rest:
-        chunk = [arc & 0x7F]
-        while arc > 0x7F:
-            arc >>= 7
-            chunk.append(0x80 | (arc & 0x7F))
-        body += bytes(reversed(chunk))
-    return _der(0x06, bytes(body))
-
-
 def kms_csr(kms: Any, key_id: str, subject: x509.Name) -> x509.CertificateSigningRequest:
     """A PKCS#10 request for the KMS key ``key_id``, signed through KMS (RFC 2986).
 
@@ -286,23 +267,23 @@ def kms_csr(kms: Any, key_id: str, subject: x509.Name) -> x509.CertificateSignin
             key.curve.name, ""
         )
         oid = _ECDSA_SIGNATURE_OIDS.get(name)
-        algorithm_id = _der(0x30, _oid(oid)) if oid else b""
+        algorithm_id = der.sequence(der.oid(oid)) if oid else b""
     else:
         name = "sha256"
-        algorithm_id = _der(0x30, _oid(_RSA_SIGNATURE_OIDS[name]) + b"\x05\x00")  # NULL params
+        algorithm_id = der.sequence(der.oid(_RSA_SIGNATURE_OIDS[name]), der.null())
     if not algorithm_id:
         raise PkiError(f"KMS key {key_id}: unsupported curve")
     spki = key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    info = _der(0x30, b"\x02\x01\x00" + subject.public_bytes() + spki + b"\xa0\x00")
+    info = der.sequence(der.integer(0), subject.public_bytes(), spki, der.tlv(der.context(0), b""))
     digest = hashes.Hash(_HASHES[name])
     digest.update(info)
     try:
         signature = sign_digest(kms, key_id, key, digest.finalize(), _HASHES[name])
     except KmsSigningError as exc:
         raise PkiError(f"KMS key {key_id}: {exc}") from None
-    request = _der(0x30, info + algorithm_id + _der(0x03, b"\x00" + signature))
+    request = der.sequence(info, algorithm_id, der.bit_string(signature))
     csr = x509.load_der_x509_csr(request)
     if not csr.is_signature_valid:
         raise PkiError(f"KMS key {key_id}: the request's signature does not verify")

@@ -349,6 +349,15 @@ class PlanMocks(pulumi_mocks.Mocks):
             layer = f"arn:aws:lambda:{region}:{acct}:layer:{inputs.get('layerName')}"
             resource_id = f"{layer}:1"
             state.update(arn=resource_id, layerArn=layer, version="1")
+        elif typ == "aws:lambda/functionUrl:FunctionUrl":
+            # Lambda answers a function URL with a random 32-character id under lambda-url.
+            url_id = digest[:32]
+            resource_id = str(inputs.get("functionName"))
+            state.update(
+                urlId=url_id,
+                functionUrl=f"https://{url_id}.lambda-url.{region}.on.aws/",
+                functionArn=f"arn:aws:lambda:{region}:{acct}:function:{resource_id}",
+            )
         elif typ == "aws:sns/topic:Topic":
             topic = inputs.get("name") or resource_id
             resource_id = f"arn:aws:sns:{region}:{acct}:{topic}"

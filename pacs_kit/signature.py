@@ -6,19 +6,25 @@ Part 10 file IN and writes OUT atomically (a temporary file in OUT's directory, 
 local key the signature is made here; with ``--kms-key-id`` KMS signs the digest and the key
 never leaves KMS (the certificate must certify the KMS key: ``pacs-kit pki csr`` / ``sign-csr``).
 ``--mac`` chooses the MAC (SHA256 default), ``--tag gggg,eeee`` (repeat) signs only those
-elements, ``--purpose N`` records an ASTM signature purpose. Prints ``signed IN -> OUT  <uid>``.
-Exit 0 signed, 1 the file could not be signed (not DICOM, an unsignable or missing tag, KMS
-refused), 2 usage errors (missing or unreadable key or certificate, key and certificate do not
-match, IN is OUT).
+elements, ``--purpose N`` records an ASTM signature purpose. Prints ``signed IN -> OUT  <uid>``
+(the Digital Signature UID), and warns on stderr, naming tags only, when elements are left
+unsigned (UN elements, sequences holding one, or not chosen with ``--tag``). Big endian input is
+refused (``big-endian``: convert it first, ``dcmconv +te``). Exit 0 signed, 1 the file could
+not be signed (not DICOM, big endian, an unsignable or missing tag, KMS refused), 2 usage
+errors (missing or unreadable key or certificate, key and certificate do not match, IN is OUT).
 
 ``pacs-kit verify-signature [--ca CA.pem] [--json] FILE...`` prints one line per signature:
 ``FILE  signer=<subject>  time=<DigitalSignatureDateTime>  profile=<profile>  mac=<MAC>
-verdict=<verdict>`` (``--json``: one object per file with its signatures). Verdicts:
+covers=<N>/<M>  verdict=<verdict>`` (``--json``: one object per file with its signatures, the
+unsigned tags listed in ``tags_unsigned``). ``covers``: N elements signed of the N+k top-level
+elements that may be signed (k present but unsigned: they could have been added or changed).
+Control characters of a certificate subject are printed escaped (``\\x0a``). Verdicts:
 ``valid`` (verifies and the signer's certificate chains to a certificate of ``--ca``),
 ``untrusted`` (verifies; no chain, or no ``--ca``), ``invalid`` (altered after signing),
 ``unsupported``, ``malformed``; a file without signatures prints ``FILE  unsigned``. Exit 0 only
 when every FILE carries at least one ``valid`` signature, 1 otherwise, 2 on usage errors (an
-unreadable or empty ``--ca``). Nothing printed is a value of the data set: signers are the
+unreadable or empty ``--ca``). A file that cannot be read (deeply nested sequences included) is
+reported and the next one checked. Nothing printed is a value of the data set: signers are the
 certificates' subjects.
 """
 
@@ -130,7 +136,7 @@ def run_sign(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from lambdas.deid.engine import quiet
-    from lambdas.dicom_signature import SignatureError, sign_bytes
+    from lambdas.dicom_signature import SignatureError, sign_part10
     from lambdas.kms_signing import KmsSigningError
 
     if args.input.resolve() == args.output.resolve():
@@ -146,7 +152,7 @@ def run_sign(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         with quiet():
-            signed = sign_bytes(
+            signed, info = sign_part10(
                 data, signer, mac_algorithm=args.mac.upper(), tags=args.tag, purpose=args.purpose
             )
     except (SignatureError, KmsSigningError) as exc:
@@ -155,7 +161,7 @@ def run_sign(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as exc:
         sys.stderr.write(f"pacs-kit sign: KMS: {exc}\n")
         return EXIT_FAILED
-    except (ValueError, TypeError, KeyError, AttributeError, EOFError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, EOFError, RecursionError) as exc:
         # pydicom's messages may quote values: the type only.
         sys.stderr.write(f"pacs-kit sign: {args.input}: not signable ({type(exc).__name__})\n")
         return EXIT_FAILED
@@ -164,8 +170,28 @@ def run_sign(args: argparse.Namespace) -> int:
     except OSError as exc:
         sys.stderr.write(f"pacs-kit sign: cannot write {args.output}: {exc.strerror}\n")
         return EXIT_FAILED
-    sys.stdout.write(f"signed {args.input} -> {args.output}\n")
+    if info.tags_unsigned:
+        tags = " ".join(_tag_text(t) for t in info.tags_unsigned)
+        sys.stderr.write(
+            f"pacs-kit sign: warning: {len(info.tags_unsigned)} element(s) left unsigned "
+            f"(UN, holding UN, or not chosen): {tags}\n"
+        )
+    sys.stdout.write(f"signed {args.input} -> {args.output}  {info.uid}\n")
     return EXIT_OK
+
+
+def _tag_text(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\x0a``): a
+    certificate subject is chosen by whoever made the certificate and must not forge lines or
+    drive the terminal."""
+    return "".join(
+        c if c.isprintable() else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in text
+    )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -200,7 +226,8 @@ def load_trusted(path: Path | None) -> list[Any]:
 
 
 def file_reports(path: Path, trusted: list[Any]) -> tuple[str, list[Any]]:
-    """(state, reports) of one file: state ``signed``, ``unsigned`` or ``not-dicom``."""
+    """(state, reports) of one file: state ``signed``, ``unsigned``, ``not-dicom`` or
+    ``malformed`` (nested too deeply to read)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
@@ -208,12 +235,18 @@ def file_reports(path: Path, trusted: list[Any]) -> tuple[str, list[Any]]:
     from lambdas.dicom_signature import verify_signatures
 
     try:
-        with quiet():
-            ds = pydicom.dcmread(path)
-            reports = verify_signatures(ds, trusted=trusted)
+        with quiet(), path.open("rb") as fp:
+            # large values stay in the file and are hashed from it in chunks
+            ds = pydicom.dcmread(fp, defer_size=DEFER_SIZE)
+            reports = verify_signatures(ds, trusted=trusted, source=fp)
+    except RecursionError:
+        return "malformed", []
     except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
         return "not-dicom", []
     return ("signed" if reports else "unsigned"), reports
+
+
+DEFER_SIZE = 1 << 20  # values above 1 MiB are read when hashed, in chunks, never kept
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -242,10 +275,10 @@ def run_verify(args: argparse.Namespace) -> int:
             sys.stdout.write(f"{path}  {state}\n")
         for r in reports:
             sys.stdout.write(
-                f"{path}  signer={r.signer}  time={r.time}  profile={r.profile}  "
-                f"mac={r.mac_algorithm}  verdict={r.verdict}"
-                + (f"  ({r.reason})" if r.reason else "")
-                + "\n"
+                f"{path}  signer={printable(r.signer)}  time={printable(r.time)}  "
+                f"profile={r.profile}  mac={printable(r.mac_algorithm)}  "
+                f"covers={r.tags_signed}/{r.tags_signed + len(r.tags_unsigned)}  "
+                f"verdict={r.verdict}" + (f"  ({r.reason})" if r.reason else "") + "\n"
             )
     if args.json:
         sys.stdout.write(json.dumps(documents, indent=2) + "\n")

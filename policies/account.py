@@ -206,6 +206,9 @@ REVIEWED_TYPES: tuple[str, ...] = (
     "aws:lambda/eventSourceMapping:EventSourceMapping",
     "aws:lambda/function:Function",
     "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig",
+    # Reviewed: public (NONE) only for the functions allowPublicFunctionUrls names
+    # (aws-lambda-permission-require-source).
+    "aws:lambda/functionUrl:FunctionUrl",
     "aws:lambda/layerVersion:LayerVersion",
     "aws:lambda/permission:Permission",
     "aws:lb/listener:Listener",

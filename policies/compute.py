@@ -4,17 +4,20 @@ are encrypted with a customer key, TLS-only and closed to anonymous principals."
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatchcase
 from typing import Any
 
 from pulumi_policy import Severity
 
 from policies import controls as c
 from policies.framework import (
+    STRING_LIST,
     DocumentError,
     Finding,
     Meta,
     ResourceLike,
+    Setting,
     Stack,
     anonymous_allow_messages,
     customer_key,
@@ -27,6 +30,7 @@ from policies.framework import (
     plaintext_secrets,
     resource_policy,
     stack_policy,
+    truthy,
 )
 
 FUNCTION = "aws:lambda/function:Function"
@@ -50,6 +54,11 @@ SYNCHRONOUS_PRINCIPALS = (
 )
 # Services whose source ARN names no account (bucket ARNs are global): also need aws:SourceAccount.
 ACCOUNTLESS_SOURCE_PRINCIPALS = ("s3.amazonaws.com",)
+
+# The function URL's public grants: the URL invocation itself, and (since October 2025) the
+# InvokeFunction that Lambda allows only for calls arriving through the URL.
+INVOKE_URL = "lambda:InvokeFunctionUrl"
+INVOKE = "lambda:InvokeFunction"
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -95,6 +104,19 @@ def _has_dead_letter_queue(stack: Stack, queue: Any) -> bool:
 
 def _principal(permission: ResourceLike) -> str:
     return str(permission.props.get("principal") or "")
+
+
+def _through_function_url(permission: ResourceLike) -> bool:
+    """Whether the permission admits only calls through a function URL (which are synchronous:
+    the caller receives the error)."""
+    props = permission.props
+    return props.get("action") == INVOKE_URL or (
+        props.get("action") == INVOKE and truthy(props.get("invokedViaFunctionUrl"))
+    )
+
+
+def _allowed_public(function: Any, patterns: Sequence[str]) -> bool:
+    return isinstance(function, str) and any(fnmatchcase(function, p) for p in patterns)
 
 
 # --- functions ---------------------------------------------------------------------------------
@@ -187,7 +209,11 @@ def function_failure_destination(stack: Stack, config: Mapping[str, Any]) -> Ite
                     "dead-letter queue of the stack (or set destinationConfig.onFailure)",
                 )
         permissions = stack.attached(function, PERMISSION, "function", "name", "arn")
-        asynchronous = [p for p in permissions if _principal(p) not in SYNCHRONOUS_PRINCIPALS]
+        asynchronous = [
+            p
+            for p in permissions
+            if _principal(p) not in SYNCHRONOUS_PRINCIPALS and not _through_function_url(p)
+        ]
         if not asynchronous and (mappings or permissions):
             # Polled by event source mappings (checked above) or called synchronously only: the
             # caller receives the error, no asynchronous event can be dropped.
@@ -253,7 +279,7 @@ def function_env_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
         id="aws-lambda-permission-require-source",
         description="A Lambda permission lets a service invoke the function only on behalf of a "
         "named source of this account, and neither a permission nor a function URL lets everyone "
-        "invoke it.",
+        "invoke it, except the function URL of a function the pack configuration names.",
         practice=c.LEAST_PRIVILEGE,
         safeguard=c.ACCESS_AUTHORIZATION,
         severity=Severity.HIGH,
@@ -261,14 +287,29 @@ def function_env_kms(resource: ResourceLike, config: Mapping[str, Any]) -> Itera
         "aws.lambda_.Permission, and source_account too for S3 (bucket ARNs name no account); "
         "never principal '*' (or function_url_auth_type 'NONE'). Give every "
         "aws.lambda_.FunctionUrl authorization_type 'AWS_IAM' (callers sign with SigV4 and need "
-        "lambda:InvokeFunctionUrl), never 'NONE'.",
+        "lambda:InvokeFunctionUrl), never 'NONE', unless the function authenticates each request "
+        "itself (a one-time token) and, after review, allowPublicFunctionUrls names it.",
         subjects=(PERMISSION, FUNCTION_URL),
+        settings=(
+            Setting(
+                "allowPublicFunctionUrls",
+                "Function names (glob patterns) whose function URL may be public (authorization "
+                "NONE, principal '*' through the URL only), after review: the function "
+                "authenticates each request itself",
+                [],
+                STRING_LIST,
+            ),
+        ),
     )
 )
 def permission_require_source(resource: ResourceLike, config: Mapping[str, Any]) -> Iterator[str]:
     props = resource.props
+    public = config["allowPublicFunctionUrls"]
     if resource.resource_type == FUNCTION_URL:
-        if str(props.get("authorizationType") or "").upper() != "AWS_IAM":
+        auth = str(props.get("authorizationType") or "").upper()
+        if auth == "NONE" and _allowed_public(props.get("functionName"), public):
+            return  # reviewed: allowPublicFunctionUrls names the function
+        if auth != "AWS_IAM":
             yield (
                 f"function URL {resource.name} ({props.get('functionName')}) lets anyone invoke "
                 "the function: authorizationType must be AWS_IAM"
@@ -276,6 +317,18 @@ def permission_require_source(resource: ResourceLike, config: Mapping[str, Any])
         return
     principal = _principal(resource)
     title = f"permission {resource.name} ({props.get('function')})"
+    if principal == "*" and _allowed_public(props.get("function"), public):
+        # Only the URL's own grants: the public URL invocation, and InvokeFunction through it.
+        url_only = (
+            props.get("action") == INVOKE_URL and props.get("functionUrlAuthType") == "NONE"
+        ) or (props.get("action") == INVOKE and truthy(props.get("invokedViaFunctionUrl")))
+        if not url_only:
+            yield (
+                f"{title} lets anyone invoke the function outside its function URL: only "
+                f"{INVOKE_URL} (functionUrlAuthType NONE) or {INVOKE} with "
+                "invokedViaFunctionUrl may name principal '*'"
+            )
+        return
     if principal == "*":
         yield f"{title} lets anyone invoke the function: name the invoking principal"
         return

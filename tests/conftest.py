@@ -59,6 +59,21 @@ def research_plan(project: Project) -> ProgramRun:
     return run_program(project, "dev", config=config)
 
 
+# The pack configuration that admits the one-time link function's public URL (README, "Sharing
+# exports"): without it the pack refuses an exports-on stack.
+EXPORTS_PACK_CONFIG: dict[str, Any] = {
+    "aws-lambda-permission-require-source": {"allowPublicFunctionUrls": ["pacs-*-export-link"]}
+}
+
+
+@pytest.fixture(scope="session")
+def exports_plan(project: Project) -> ProgramRun:
+    """The dev stack with exports on (the export and one-time link functions)."""
+    config = project.stack_config("dev")
+    config["cloud-pacs:exportsEnabled"] = "true"
+    return run_program(project, "dev", config=config)
+
+
 def one(run: ProgramRun, type_token: str, name: str) -> Registration:
     """The single resource of a type and logical name; fails naming what is missing."""
     found = [r for r in run.resources if r.type == type_token and r.name == name]

@@ -35,6 +35,7 @@ class Lifecycle:
     transition_days: int | None = None
     expiration_days: int | None = None
     noncurrent_expiration_days: int | None = None
+    abort_multipart_days: int = ABORT_MULTIPART_DAYS
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def _lifecycle_rule(lifecycle: Lifecycle) -> aws.s3.BucketLifecycleConfiguration
         filter=s3.BucketLifecycleConfigurationRuleFilterArgs(),
         abort_incomplete_multipart_upload=(
             s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                days_after_initiation=ABORT_MULTIPART_DAYS
+                days_after_initiation=lifecycle.abort_multipart_days
             )
         ),
         transitions=None

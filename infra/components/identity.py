@@ -100,6 +100,8 @@ class IdentityArgs:
     dead_letter_queue_arn: pulumi.Input[str]
     trail_bucket: str
     logs_key_arn: pulumi.Input[str]
+    # With exportsEnabled: the export function the imaging-operator role may invoke.
+    export_function_arn: str | None = None
 
 
 class Identity(pulumi.ComponentResource):
@@ -154,6 +156,7 @@ class Identity(pulumi.ComponentResource):
                     analyzer_arn=readable_analyzer,
                     trail_bucket=args.trail_bucket,
                     logs_key_arn=arns[3],
+                    export_function_arn=args.export_function_arn,
                 )
             )
             for duty in DUTIES:

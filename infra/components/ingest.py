@@ -668,10 +668,14 @@ def _ingest_environment(
 
 
 def function_code(
-    source_root: Path | None = None, *, signature_trust_pem: str | None = None
+    source_root: Path | None = None,
+    *,
+    signature_trust_pem: str | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> pulumi.AssetArchive:
     """The functions' code archive: every file of lambdas/ (see infra/packaging.py), plus the
-    ingest function's signature trust bundle at ``SIGNATURE_TRUST_FILE`` when there is one.
+    ingest function's signature trust bundle at ``SIGNATURE_TRUST_FILE`` when there is one, and
+    ``files`` (path in the package -> text; the export function's signer certificate).
 
     Packaged, the bundle changes the code hash, so a new bundle redeploys the function, and it
     needs no environment space, no extra permission and no network call at start-up.
@@ -682,6 +686,8 @@ def function_code(
     }
     if signature_trust_pem:
         assets[env.SIGNATURE_TRUST_FILE] = pulumi.StringAsset(signature_trust_pem)
+    for path, text in (files or {}).items():
+        assets[path] = pulumi.StringAsset(text)
     return pulumi.AssetArchive(assets)
 
 

@@ -1533,11 +1533,40 @@ def create_permission(ctx: Context, inputs: Inputs) -> Created:
             "Qualifier": inputs.get("qualifier"),
             "PrincipalOrgID": inputs.get("principalOrgId"),
             "FunctionUrlAuthType": inputs.get("functionUrlAuthType"),
+            "InvokedViaFunctionUrl": (True if inputs.get("invokedViaFunctionUrl") else None),
         }
     )
     awslambda.add_permission(**params)
     ctx.note("resource policy stored, not enforced by moto")
     return statement, {"statementId": statement}
+
+
+def create_function_url(ctx: Context, inputs: Inputs) -> Created:
+    """A function URL (CreateFunctionUrlConfig); the id is the function's name."""
+    awslambda = ctx.client("lambda")
+    function = str(inputs["functionName"])
+    cors = inputs.get("cors")
+    if cors:
+        raise NotEmulated("function URL CORS settings are not mapped by the sandbox")
+    params = _drop_none(
+        {
+            "FunctionName": function,
+            "Qualifier": inputs.get("qualifier"),
+            "AuthType": inputs["authorizationType"],
+            "InvokeMode": inputs.get("invokeMode"),
+        }
+    )
+    created = awslambda.create_function_url_config(**params)
+    url = str(created["FunctionUrl"])
+    ctx.note(
+        "the URL is moto's, not served: requests to it do not reach the handler (the sandbox "
+        "invokes the handler in-process)"
+    )
+    return function, {
+        "functionUrl": url,
+        "functionArn": created.get("FunctionArn", ""),
+        "urlId": url.split("//", 1)[-1].split(".", 1)[0],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -2131,6 +2160,7 @@ HANDLERS: dict[str, Handler] = {
         create_function_event_invoke_config
     ),
     "aws:lambda/permission:Permission": create_permission,
+    "aws:lambda/functionUrl:FunctionUrl": create_function_url,
     "aws:ecr/repository:Repository": create_repository,
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": create_lifecycle_policy,
     "aws:ecs/cluster:Cluster": create_cluster,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -10,24 +9,35 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 from pydicom.data import get_testdata_file
 
 from pacs_kit.cli import main
-
-Key = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+from tests.certificates import Algorithm, Identity, PrivateKey, Usage, identity, write
 
 
 @dataclass(frozen=True)
 class Party:
-    """A key and certificate, and where their PEM files are."""
+    """An identity under the names these tests use: its key, ``cert``, and PEM files' paths."""
 
-    key: Key
-    cert: x509.Certificate
-    key_pem: Path
-    cert_pem: Path
+    identity: Identity
+
+    @property
+    def key(self) -> PrivateKey:
+        return self.identity.key
+
+    @property
+    def cert(self) -> x509.Certificate:
+        return self.identity.certificate
+
+    @property
+    def key_pem(self) -> Path:
+        assert self.identity.key_path is not None
+        return self.identity.key_path
+
+    @property
+    def cert_pem(self) -> Path:
+        assert self.identity.cert_path is not None
+        return self.identity.cert_path
 
 
 @dataclass(frozen=True)
@@ -42,71 +52,35 @@ class Pki:
     untrusted_signer: Party
 
 
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _party(
-    directory: Path, label: str, key: Key, issuer: Party | None, *, ca: bool = False
-) -> Party:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(f"test {label}"))
-        .issuer_name(issuer.cert.subject if issuer else _name(f"test {label}"))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if ca:
-        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
-    else:
-        usage = x509.KeyUsage(True, False, True, False, False, False, False, False, False)
-    builder = builder.add_extension(usage, critical=True)
-    if issuer is not None:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.cert.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-    cert = builder.sign(issuer.key if issuer else key, hashes.SHA256())
-    key_pem, cert_pem = directory / f"{label}.key", directory / f"{label}.pem"
-    key_pem.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return Party(key, cert, key_pem, cert_pem)
-
-
-def _rsa() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _ec() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A CA with an RSA recipient and RSA/EC signers; another CA with its own signer."""
     d = tmp_path_factory.mktemp("pki")
-    ca = _party(d, "ca", _ec(), None, ca=True)
-    other_ca = _party(d, "other-ca", _ec(), None, ca=True)
+
+    def party(
+        label: str, issuer: Party | None, *, algorithm: Algorithm = "ec", usage: Usage = "signer"
+    ) -> Party:
+        made = identity(
+            f"test {label}",
+            issuer=issuer.identity if issuer else None,
+            ca=issuer is None,
+            algorithm=algorithm,
+            usage=usage,
+            days=30,
+        )
+        return Party(write(made, d, label))
+
+    ca = party("ca", None)
+    other_ca = party("other-ca", None)
     return Pki(
         ca=ca,
         other_ca=other_ca,
-        recipient=_party(d, "recipient", _rsa(), ca),
-        other_recipient=_party(d, "other-recipient", _rsa(), ca),
-        ec_recipient=_party(d, "ec-recipient", _ec(), ca),
-        rsa_signer=_party(d, "rsa-signer", _rsa(), ca),
-        ec_signer=_party(d, "ec-signer", _ec(), ca),
-        untrusted_signer=_party(d, "untrusted-signer", _ec(), other_ca),
+        recipient=party("recipient", ca, algorithm="rsa", usage="recipient"),
+        other_recipient=party("other-recipient", ca, algorithm="rsa", usage="recipient"),
+        ec_recipient=party("ec-recipient", ca, usage="recipient"),
+        rsa_signer=party("rsa-signer", ca, algorithm="rsa"),
+        ec_signer=party("ec-signer", ca),
+        untrusted_signer=party("untrusted-signer", other_ca),
     )
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.export.conftest import Pki, export, open_package, usage_error
+from pacs_kit.cli import main
+from tests.certificates import identity, write
+from tests.export.conftest import Party, Pki, export, open_package, usage_error
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def test_open_round_trips_to_identical_bytes(
         uid = pydicom.dcmread(source).SOPInstanceUID
         assert (out / f"{uid}.dcm").read_bytes() == source.read_bytes(), source.name
     assert len(outputs(out)) == len(inputs), "a temporary file remained"
-    assert "chained to" in capsys.readouterr().err
+    assert "chains to" in capsys.readouterr().err
 
 
 def test_open_without_ca_names_the_signer_and_says_unchecked(
@@ -156,3 +158,84 @@ def test_open_usage_errors(pki: Pki, package: Path, tmp_path: Path) -> None:
     assert open_package(package, key, package) == 2
     assert open_package(package, key, tmp_path / "o", ca=tmp_path / "nope.pem") == 2
     assert usage_error(["open", str(package), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_a_pinned_signer_fingerprint_is_enforced(
+    pki: Pki, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambdas.export_package import fingerprint
+
+    argv = ["open", str(package), "--key", str(pki.recipient.key_pem)]
+    right = fingerprint(pki.rsa_signer.cert)
+    assert main([*argv, "--out", str(tmp_path / "a"), "--signer-sha256", right.upper()]) == 0
+    assert "the pinned signer" in capsys.readouterr().err
+    wrong = "00" * 32
+    assert main([*argv, "--out", str(tmp_path / "b"), "--signer-sha256", wrong]) == 1
+    assert "signer-untrusted" in capsys.readouterr().out
+    assert outputs(tmp_path / "b") == []
+
+
+def test_without_ca_or_pin_the_signer_fingerprint_is_printed_with_a_warning(
+    pki: Pki, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lambdas.export_package import fingerprint
+
+    assert open_package(package, pki.recipient.key_pem, tmp_path / "opened") == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and fingerprint(pki.rsa_signer.cert) in err
+
+
+def test_an_existing_output_file_is_never_overwritten(
+    pki: Pki, inputs: list[Path], package: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "opened"
+    out.mkdir()
+    uid = pydicom.dcmread(inputs[0]).SOPInstanceUID
+    (out / f"{uid}.dcm").write_bytes(b"precious")
+    assert open_package(package, pki.recipient.key_pem, out) == 1
+    assert (out / f"{uid}.dcm").read_bytes() == b"precious"
+    assert len(outputs(out)) == len(inputs), "the other members are still opened, no temporary"
+
+
+@pytest.mark.parametrize("cut", [10, 200, -40])
+def test_a_malformed_signature_is_refused_not_a_crash(
+    pki: Pki, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], cut: int
+) -> None:
+    p7s = package / "manifest.json.p7s"
+    data = p7s.read_bytes()
+    p7s.write_bytes(data[:cut] + b"\xff" * 3 + data[cut + 3 :])
+    assert open_package(package, pki.recipient.key_pem, tmp_path / "opened") == 1
+    assert outputs(tmp_path / "opened") == []
+    assert "refused" in capsys.readouterr().out
+
+
+def test_a_manifest_member_of_the_wrong_type_is_malformed(package: Path) -> None:
+    from lambdas.export_package import PackageError, parse_manifest
+
+    doc = json.loads((package / "manifest.json").read_bytes())
+    parse_manifest(json.dumps(doc).encode())  # the genuine one parses
+    for field, value in (("file", ["1.p7m"]), ("size", "12"), ("deidentified", 0)):
+        broken = json.loads(json.dumps(doc))
+        broken["members"][0][field] = value
+        with pytest.raises(PackageError) as refused:
+            parse_manifest(json.dumps(broken).encode())
+        assert refused.value.code == "manifest-invalid", field
+
+
+def test_a_tls_certificate_of_the_ca_does_not_sign_a_manifest(
+    pki: Pki, inputs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A modality's client certificate from the same CA: it may authenticate, not sign.
+    client = Party(
+        write(
+            identity("modality", issuer=pki.ca.identity, usage="tls-client"),
+            tmp_path,
+            "modality",
+        )
+    )
+    out = tmp_path / "pkg"
+    assert export(pki, out, inputs, signer=client) == 0
+    capsys.readouterr()
+    assert open_package(out, pki.recipient.key_pem, tmp_path / "opened", ca=pki.ca.cert_pem) == 1
+    assert "signer-untrusted" in capsys.readouterr().out
+    assert outputs(tmp_path / "opened") == []

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lambdas import export_package as pkg
+from lambdas.dicom_signature import LocalSigner
 from tests.export.conftest import Pki
 
 MANIFEST = b'{"members": []}\n'
@@ -42,20 +43,22 @@ def test_open_envelope_with_another_key(pki: Pki) -> None:
 @pytest.mark.parametrize("signer", ["rsa_signer", "ec_signer"])
 def test_sign_and_verify(pki: Pki, signer: str) -> None:
     party = getattr(pki, signer)
-    p7s = pkg.sign_detached(MANIFEST, party.key, party.cert)
+    p7s = pkg.sign_detached(MANIFEST, LocalSigner(party.key, party.cert))
     assert pkg.verify_detached(MANIFEST, p7s, [pki.ca.cert]) == party.cert
     assert pkg.verify_detached(MANIFEST, p7s) == party.cert
 
 
 def test_verify_refuses_other_content(pki: Pki) -> None:
-    p7s = pkg.sign_detached(MANIFEST, pki.rsa_signer.key, pki.rsa_signer.cert)
+    p7s = pkg.sign_detached(MANIFEST, LocalSigner(pki.rsa_signer.key, pki.rsa_signer.cert))
     with pytest.raises(pkg.PackageError) as caught:
         pkg.verify_detached(MANIFEST + b" ", p7s)
     assert caught.value.code == "signature-invalid"
 
 
 def test_verify_refuses_a_forged_signature_value(pki: Pki) -> None:
-    p7s = bytearray(pkg.sign_detached(MANIFEST, pki.rsa_signer.key, pki.rsa_signer.cert))
+    p7s = bytearray(
+        pkg.sign_detached(MANIFEST, LocalSigner(pki.rsa_signer.key, pki.rsa_signer.cert))
+    )
     p7s[-10] ^= 0x01  # the RSA signature is the SignerInfo's last field
     with pytest.raises(pkg.PackageError) as caught:
         pkg.verify_detached(MANIFEST, bytes(p7s))
@@ -64,7 +67,7 @@ def test_verify_refuses_a_forged_signature_value(pki: Pki) -> None:
 
 @pytest.mark.parametrize("cut", [0, 1, 10, 200])
 def test_verify_refuses_truncated_der(pki: Pki, cut: int) -> None:
-    p7s = pkg.sign_detached(MANIFEST, pki.ec_signer.key, pki.ec_signer.cert)
+    p7s = pkg.sign_detached(MANIFEST, LocalSigner(pki.ec_signer.key, pki.ec_signer.cert))
     with pytest.raises(pkg.PackageError) as caught:
         pkg.verify_detached(MANIFEST, p7s[:cut])
     assert caught.value.code == "signature-malformed"
@@ -77,10 +80,11 @@ def test_verify_refuses_an_envelope_as_signature(pki: Pki) -> None:
 
 
 def test_one_time_signer_is_self_signed_ec(pki: Pki) -> None:
-    key, cert = pkg.one_time_signer()
+    signer = pkg.one_time_signer()
+    cert = signer.certificate
     assert cert.subject == cert.issuer
     assert pkg.ONE_TIME_SIGNER_CN in cert.subject.rfc4514_string()
-    p7s = pkg.sign_detached(MANIFEST, key, cert)
+    p7s = pkg.sign_detached(MANIFEST, signer)
     assert pkg.verify_detached(MANIFEST, p7s, [cert]) == cert
     with pytest.raises(pkg.PackageError) as caught:
         pkg.verify_detached(MANIFEST, p7s, [pki.ca.cert])

@@ -3,55 +3,21 @@
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-NOW = datetime.datetime.now(datetime.UTC)
-DAY = datetime.timedelta(days=1)
+from tests.certificates import DAY, NOW, identity
+from tests.certificates import Identity as Authority
 
-
-@dataclass(frozen=True)
-class Authority:
-    """A CA (or, with ``ca=False``, a leaf) certificate and its key."""
-
-    certificate: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-    @property
-    def pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+__all__ = ["DAY", "NOW", "Authority", "authority", "crl", "write"]
 
 
 def authority(name: str, *, ca: bool = True, expired: bool = False) -> Authority:
-    """A self-signed P-256 certificate named ``name``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    start, end = (NOW - 30 * DAY, NOW - DAY) if expired else (NOW - DAY, NOW + 365 * DAY)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return Authority(certificate, key)
+    """A self-signed P-256 certificate named ``name`` (a CA unless ``ca=False``)."""
+    # No keyUsage extension, so what the edge's bundle checks see is basicConstraints alone.
+    return identity(name, ca=ca, expired=expired, usage="any")
 
 
 def crl(

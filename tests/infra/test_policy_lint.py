@@ -210,6 +210,35 @@ def test_the_research_documents_have_no_unexplained_findings(research_plan: Prog
     assert not problems, "\n".join(problems)
 
 
+EXPORT_DOCUMENTS = {
+    "exports-export-role",
+    "exports-export-policy",
+    "exports-export-link-role",
+    "exports-export-link-policy",
+    "exports-failures-policy",
+    "exports-bucket-policy",
+    "identity-imaging-operator-policy",
+    "imaging-access-logs-policy",
+    "keys-archive",
+    "keys-signing",
+}
+
+
+def test_the_export_documents_have_no_unexplained_findings(exports_plan: ProgramRun) -> None:
+    # The export and link functions exist only with exportsEnabled: linted on that stack.
+    found = [(r, prop) for r, prop in documents(exports_plan) if r.name in EXPORT_DOCUMENTS]
+    assert {r.name for r, _ in found} == EXPORT_DOCUMENTS
+    problems: list[str] = []
+    for resource, prop in found:
+        accepted = ACCEPTED[(resource.type, prop)]
+        analysed: Any = parliament.analyze_policy_string(for_parliament(resource.inputs[prop]))
+        for finding in analysed.findings:
+            must_mention, _why = accepted.get(finding.issue, ("\0", ""))
+            if must_mention not in str(finding.detail):
+                problems.append(f"{resource.name}.{prop}: {finding.issue} {finding.detail}")
+    assert not problems, "\n".join(problems)
+
+
 def test_siem_delivery_role_with_a_push_destination_is_clean() -> None:
     # The dev stack ships to a pull bucket; an http or splunk stream also reads its secret.
     document = siem_delivery_role_policy(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import datetime
+import struct
 from dataclasses import dataclass
 from functools import cache
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 
 from lambdas.dicom_signature import LocalSigner, sign_bytes
+from tests.certificates import identity
 
 # Names that must never reach a log line (the audit events name signers by fingerprint only).
 SIGNER_NAME = "Dr Signing Radiologist"
@@ -30,55 +28,11 @@ class Authority:
         return self.signer.certificate.fingerprint(hashes.SHA256()).hex()
 
 
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str,
-    issuer: str,
-    public_key: ec.EllipticCurvePublicKey,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer))
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=not ca,
-                content_commitment=not ca,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 def make_authority(label: str = "") -> Authority:
     """A fresh CA (P-256) and a signer certificate it issued."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = f"{CA_NAME} {label}".strip()
-    ca = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
-    signer_key = ec.generate_private_key(ec.SECP256R1())
-    signer = _certificate(SIGNER_NAME, ca_name, signer_key.public_key(), ca_key, ca=False)
-    pem = ca.public_bytes(serialization.Encoding.PEM).decode("ascii")
-    return Authority(ca_pem=pem, signer=LocalSigner(signer_key, signer))
+    ca = identity(f"{CA_NAME} {label}".strip(), ca=True, days=30)
+    signer = identity(SIGNER_NAME, issuer=ca, days=30)
+    return Authority(ca.pem.decode("ascii"), LocalSigner(signer.key, signer.certificate))
 
 
 @cache
@@ -102,3 +56,33 @@ def tampered(data: bytes) -> bytes:
     at = data.index(marker) + len(marker) + 2
     flipped = bytes([data[at] ^ 0x01])
     return data[:at] + flipped + data[at + 1 :]
+
+
+def repeated_patient_name(data: bytes) -> bytes:
+    """``data`` (explicit VR LE) with a second Patient Name inserted before the first."""
+    marker = b"\x10\x00\x10\x00PN"
+    at = data.index(marker)
+    forged = b"EVIL^MALLORY"
+    return data[:at] + marker + struct.pack("<H", len(forged)) + forged + data[at:]
+
+
+def with_large_text(data: bytes) -> bytes:
+    """``data`` (explicit VR LE, no (0020,4000)) with a 300 KB UT Image Comments whose bytes
+    are not valid UTF-8 under ISO_IR 192: pydicom's re-encoding of it differs from the stored
+    bytes (the review's deferred.py case)."""
+    import io
+
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.ImageComments = "short"
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    base = buffer.getvalue()
+    marker = b"\x20\x00\x00\x40LT"
+    at = base.index(marker)
+    (length,) = struct.unpack("<H", base[at + 6 : at + 8])
+    value = ("\u00e9" * 150000).encode() + b"\xff\xfeab"
+    element = b"\x20\x00\x00\x40UT\x00\x00" + struct.pack("<L", len(value)) + value
+    return base[:at] + element + base[at + 8 + length :]

@@ -10,15 +10,18 @@ from typing import Any
 import pytest
 
 from lambdas import settings as env
+from lambdas.dicom_signature import sign_bytes
 from tests.lambdas.conftest import Stack, deliver, put_inbox, receive
 from tests.lambdas.factory import ct, encode
 from tests.lambdas.signing import (
     CA_NAME,
     SIGNER_NAME,
     other_authority,
+    repeated_patient_name,
     signed,
     tampered,
     trusted_authority,
+    with_large_text,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -82,7 +85,9 @@ def test_a_valid_trusted_signature_is_archived_with_its_verdict(
         "key_algorithm",
         "profile",
         "signer_sha256",
+        "complete",
     }
+    assert signature["complete"] is True
 
 
 def test_a_tampered_signed_object_is_quarantined_by_default(
@@ -178,3 +183,37 @@ def test_require_valid_without_a_trust_bundle_stops_the_function_at_start_up() -
         env.IngestSettings.from_env({**variables, env.SIGNATURE_POLICY: "require-valid"})
     with pytest.raises(env.SettingsError, match=env.SIGNATURE_POLICY):
         env.IngestSettings.from_env({**variables, env.SIGNATURE_POLICY: "reject"})
+
+
+def test_a_valid_subset_signature_is_quarantined_as_incomplete_under_require_valid(
+    stack: Stack, events: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a valid signature of the Study Description alone: the rest could be anything
+    configure(monkeypatch, tmp_path, "require-valid")
+    body = sign_bytes(instance(), trusted_authority().signer, tags=[0x00081030])
+    event = ingest_one(stack, body, events)
+    assert event["outcome"] == "quarantined", event
+    assert [r["code"] for r in event["reasons"]] == ["signature-incomplete"]
+    assert [(s["verdict"], s["complete"]) for s in event["signatures"]] == [("valid", False)]
+
+
+@pytest.mark.parametrize("sign", [False, True], ids=["unsigned", "signed"])
+def test_a_repeated_element_is_quarantined_signed_or_not(
+    stack: Stack, events: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sign: bool
+) -> None:
+    # GIVEN a forged Patient Name placed before the original (dcmtk shows the first copy)
+    configure(monkeypatch, tmp_path, "record")
+    body = signed(instance()) if sign else instance()
+    event = ingest_one(stack, repeated_patient_name(body), events)
+    assert event["outcome"] == "quarantined", event
+    assert [r["code"] for r in event["reasons"]] == ["duplicate-element"]
+
+
+def test_a_large_deferred_value_is_hashed_as_stored(
+    stack: Stack, events: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a signed UT of 300 KB (deferred on ingest) that pydicom would re-encode differently
+    configure(monkeypatch, tmp_path, None)
+    event = ingest_one(stack, signed(with_large_text(instance())), events)
+    assert event["outcome"] == "archived", event
+    assert [s["verdict"] for s in event["signatures"]] == ["valid"]

@@ -180,6 +180,7 @@ def test_dcmsign_accepts_a_kms_signed_dicom_file(
         [dcmsign, "--verify", "+cf", str(ca / "ca.pem"), str(path)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (checked.stdout + checked.stderr).count("Signature Verification : OK") == 1
     trusted = [x509.load_pem_x509_certificate((ca / "ca.pem").read_bytes())]
     [report] = verify_signatures(pydicom.dcmread(path), trusted=trusted)
     assert report.verdict == VALID, report

@@ -56,6 +56,7 @@ def test_a_signed_file_is_valid_for_its_ca_and_for_dcmsign(
         [dcmsign, "--verify", "+cf", str(pki["ca"]), str(out)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert (checked.stdout + checked.stderr).count("Signature Verification : OK") == 1
     assert main(["verify-signature", "--ca", str(pki["ca"]), str(out)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{out}  signer=") and "verdict=valid" in line

@@ -98,6 +98,15 @@ def _function_url_without_auth(s: Snapshot) -> None:
     )
 
 
+def _allowed_url_grants_any_invocation(s: Snapshot) -> None:
+    # An allowed public function's principal '*' grant that is not limited to its URL.
+    s.add(
+        PERMISSION,
+        "ingest-verify-public-invoke",
+        {"function": "pacs-dev-verify", "principal": "*", "action": "lambda:InvokeFunction"},
+    )
+
+
 def _queue_aws_managed_key(s: Snapshot) -> None:
     s.props(QUEUE, "ingest-queue")["kmsMasterKeyId"] = "alias/aws/sqs"
 
@@ -222,6 +231,12 @@ MUTATIONS = [
         _function_url_without_auth,
     ),
     Mutation(
+        "lambda-public-url-function-invokable-outside-its-url",
+        SOURCE,
+        "verify, allowed a public URL, may be invoked by anyone outside the URL",
+        _allowed_url_grants_any_invocation,
+    ),
+    Mutation(
         "sqs-aws-managed-key",
         "aws-sqs-queue-require-kms",
         "ingest queue encrypted with alias/aws/sqs",
@@ -330,3 +345,41 @@ def test_well_formed_references_pass_but_arn_prefixes_do_not(
     assert not judge(snapshot, SECRETS).findings
     env["PACS_PARTNER_AUTH_SECRET"] = "arn:aws:secretsmanager:::hunter2"
     assert len(_findings(judge(snapshot, SECRETS))) == 1
+
+
+ALLOW_VERIFY_URL = {SOURCE: {"allowPublicFunctionUrls": ["pacs-*-verify"]}}
+
+
+def test_the_pack_configuration_can_allow_a_reviewed_public_function_url(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    # GIVEN a public URL of verify and the URL's two grants to everyone
+    _function_url_without_auth(snapshot)
+    for name, extra in (
+        ("url", {"action": "lambda:InvokeFunctionUrl", "functionUrlAuthType": "NONE"}),
+        ("invoke", {"action": "lambda:InvokeFunction", "invokedViaFunctionUrl": True}),
+    ):
+        snapshot.add(
+            PERMISSION,
+            f"ingest-verify-{name}",
+            {"function": "pacs-dev-verify", "principal": "*", **extra},
+        )
+    # THEN refused by default, admitted when allowPublicFunctionUrls names the function
+    assert len(judge(snapshot, SOURCE).blocking) == 3
+    assert not judge(snapshot, SOURCE, config=ALLOW_VERIFY_URL).findings
+    other = {SOURCE: {"allowPublicFunctionUrls": ["pacs-*-export-link"]}}
+    assert len(judge(snapshot, SOURCE, config=other).blocking) == 3
+    # AND even an allowed function may not be invoked by everyone outside its URL
+    _allowed_url_grants_any_invocation(snapshot)
+    refused = judge(snapshot, SOURCE, config=ALLOW_VERIFY_URL).blocking
+    assert [f.urn.rsplit("::", 1)[-1] for f in refused] == ["ingest-verify-public-invoke"]
+
+
+def test_invocations_through_a_function_url_are_synchronous(
+    snapshot: Snapshot, judge: Judge
+) -> None:
+    _verify_without_failure_destination(snapshot)
+    permission = snapshot.props(PERMISSION, "ingest-verify-invoke")
+    permission.update(principal="*", action="lambda:InvokeFunctionUrl", functionUrlAuthType="NONE")
+    del permission["sourceArn"]
+    assert not judge(snapshot, FAILURES).findings

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pacs_kit.program import ProgramRun, plan_document
+from tests.conftest import EXPORTS_PACK_CONFIG
 from tests.policies.conftest import Judge
 from tests.policies.mutations import SCORE
 
@@ -63,4 +64,17 @@ def test_research_copies_with_linkage_pass_the_pack(
 ) -> None:
     # researchProjects and researchLinkage are not insecure options: the whole pack admits them.
     report = judge(plan_document(research_plan))
+    assert report.findings == [], [(f.policy, f.urn) for f in report.findings]
+
+
+def test_exports_pass_the_pack_only_with_the_public_url_allowance(
+    exports_plan: ProgramRun, judge: Judge
+) -> None:
+    # exportsEnabled warns (a public endpoint): the pack's owner must allow the link function too.
+    assert any("exportsEnabled" in w for w in exports_plan.warnings)
+    document = plan_document(exports_plan)
+    refused = {f.policy for f in judge(document).blocking}
+    SCORE["config:exportsEnabled=True"] = bool(refused)
+    assert refused == {"aws-lambda-permission-require-source"}
+    report = judge(document, config=EXPORTS_PACK_CONFIG)
     assert report.findings == [], [(f.policy, f.urn) for f in report.findings]

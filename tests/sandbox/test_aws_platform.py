@@ -31,7 +31,7 @@ def _vpc(clients: Clients, name: str, cidr: str) -> tuple[str, dict[str, Any]]:
 
 
 def test_every_type_has_a_handler() -> None:
-    assert len(aws_platform.HANDLERS) == 36
+    assert len(aws_platform.HANDLERS) == 37
     assert all(token.startswith("aws:") for token in aws_platform.HANDLERS)
 
 
@@ -303,3 +303,63 @@ def test_function_reads_back_role_environment_and_concurrency(
     )
     assert out["arn"] == config["FunctionArn"] and out["qualifiedArn"] == f"{out['arn']}:$LATEST"
     assert out["invokeArn"].endswith(f"functions/{out['arn']}/invocations")
+
+
+def test_function_url_and_its_public_permissions_read_back(clients: Clients, tmp_path: Any) -> None:
+    # GIVEN a function (the one-time link function's shape)
+    role = clients.client("iam", REGION).create_role(
+        RoleName="url-fn-role",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    source = tmp_path / "link.py"
+    source.write_text("def handler(event, context):\n    return {'statusCode': 410}\n")
+    name, _ = aws_platform.create_function(
+        _ctx(clients, "link-fn"),
+        {
+            "name": "test-link",
+            "role": role,
+            "runtime": "python3.12",
+            "handler": "lambdas.link.handler",
+            "code": asset.AssetArchive({"lambdas/link.py": asset.FileAsset(str(source))}),
+        },
+    )
+    # WHEN its URL (authorization NONE) and the URL's two public grants are created
+    url_ctx = _ctx(clients, "link-url")
+    url_id, out = aws_platform.create_function_url(
+        url_ctx, {"functionName": name, "authorizationType": "NONE", "invokeMode": "BUFFERED"}
+    )
+    for statement, extra in (
+        ("url", {"action": "lambda:InvokeFunctionUrl", "functionUrlAuthType": "NONE"}),
+        ("invoke", {"action": "lambda:InvokeFunction", "invokedViaFunctionUrl": True}),
+    ):
+        aws_platform.create_permission(
+            _ctx(clients, statement),
+            {"function": name, "principal": "*", "statementId": statement, **extra},
+        )
+    # THEN the URL reads back with its auth type, and both statements are in the policy
+    awslambda = clients.client("lambda", REGION)
+    config = awslambda.get_function_url_config(FunctionName=name)
+    assert url_id == name and out["functionUrl"] == config["FunctionUrl"]
+    assert config["AuthType"] == "NONE"
+    assert any("not served" in n for n in url_ctx.notes)
+    policy = json.loads(awslambda.get_policy(FunctionName=name)["Policy"])
+    assert {s["Sid"] for s in policy["Statement"]} == {"url", "invoke"}
+
+
+def test_function_url_cors_is_not_emulated(clients: Clients) -> None:
+    with pytest.raises(NotEmulated, match="CORS"):
+        aws_platform.create_function_url(
+            _ctx(clients, "cors-url"),
+            {"functionName": "any", "authorizationType": "NONE", "cors": {"allowOrigins": ["*"]}},
+        )
