@@ -730,6 +730,33 @@ def _own_log_group_statement(
     }
 
 
+def _put_items_only(sid: str, table_arn: str, attributes: Sequence[str]) -> Statement:
+    """PutItem of rows with only these attributes, nothing returned: no read of any row."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": ["dynamodb:PutItem"],
+        "Resource": table_arn,
+        "Condition": {
+            "ForAllValues:StringEquals": {"dynamodb:Attributes": list(attributes)},
+            "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
+        },
+    }
+
+
+def _data_key_via_services(
+    sid: str, actions: Sequence[str], data_key_arn: str, via_service_endpoints: Sequence[str]
+) -> Statement:
+    """The data key used only through the services that hold the data (``kms:ViaService``)."""
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": list(actions),
+        "Resource": data_key_arn,
+        "Condition": {"StringEquals": {"kms:ViaService": sorted(via_service_endpoints)}},
+    }
+
+
 def _missing_archive_keys_statement(partition: str, archive_bucket: str) -> Statement:
     return {
         # Without ListBucket, S3 answers 403 instead of 404 for a key that does not exist, and the
@@ -991,15 +1018,14 @@ def research_role_policy(r: ResearchResources) -> Document:
             "Action": ["kms:GenerateMac"],
             "Resource": r.pseudonym_key_arn,
         },
-        {
-            # SSE-KMS objects (read and written), the encrypted queue and the tables: only through
-            # those services, never a direct call on the data key.
-            "Sid": "UseTheDataKeyThroughS3SqsAndDynamoDbOnly",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": r.data_key_arn,
-            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
-        },
+        # SSE-KMS objects (read and written), the encrypted queue and the tables: only through
+        # those services, never a direct call on the data key.
+        _data_key_via_services(
+            "UseTheDataKeyThroughS3SqsAndDynamoDbOnly",
+            ("kms:Decrypt", "kms:GenerateDataKey"),
+            r.data_key_arn,
+            r.via_service_endpoints,
+        ),
         {
             # Powertools idempotency deletes its own in-progress record when processing fails.
             "Sid": "RecordEachArchivedVersionOnceForIdempotency",
@@ -1016,21 +1042,14 @@ def research_role_policy(r: ResearchResources) -> Document:
     ]
     if r.linkage_table_arn and r.linkage_key_arn:
         statements += [
-            {
-                # PutItem only: the function adds mappings and can never read one back, not even
-                # the row a put replaces (ReturnValues NONE), and writes only the row's three
-                # attributes. DynamoDB has no IAM condition that forces the function's own
-                # attribute_not_exists write: a hijacked function could overwrite a row, which
-                # point-in-time recovery keeps (README, "Re-identification linkage").
-                "Sid": "AddReidentificationLinkageRowsOnly",
-                "Effect": "Allow",
-                "Action": ["dynamodb:PutItem"],
-                "Resource": r.linkage_table_arn,
-                "Condition": {
-                    "ForAllValues:StringEquals": {"dynamodb:Attributes": list(LINKAGE_ATTRIBUTES)},
-                    "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
-                },
-            },
+            # PutItem only: the function adds mappings and can never read one back, not even the
+            # row a put replaces (ReturnValues NONE), and writes only the row's three attributes.
+            # DynamoDB has no IAM condition that forces the function's own attribute_not_exists
+            # write: a hijacked function could overwrite a row, which point-in-time recovery
+            # keeps (README, "Re-identification linkage").
+            _put_items_only(
+                "AddReidentificationLinkageRowsOnly", r.linkage_table_arn, LINKAGE_ATTRIBUTES
+            ),
             {
                 "Sid": "EncryptLinkageValuesWithTheLinkageKeyOnly",
                 "Effect": "Allow",
@@ -1192,17 +1211,8 @@ def export_role_policy(r: ExportResources) -> Document:
             "Action": ["s3:PutObject"],
             "Resource": _objects(partition, r.exports_bucket, EXPORTS_PREFIX),
         },
-        {
-            # PutItem only, nothing returned: the function issues links and can never read one.
-            "Sid": "IssueOneTimeLinksOnly",
-            "Effect": "Allow",
-            "Action": ["dynamodb:PutItem"],
-            "Resource": r.links_table_arn,
-            "Condition": {
-                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(EXPORT_LINK_ATTRIBUTES)},
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": "NONE"},
-            },
-        },
+        # PutItem only, nothing returned: the function issues links and can never read one.
+        _put_items_only("IssueOneTimeLinksOnly", r.links_table_arn, EXPORT_LINK_ATTRIBUTES),
         {
             # Digests only (the manifest's SHA-256), with the key's own algorithm.
             "Sid": "SignManifestDigestsWithTheSigningKeyOnly",
@@ -1216,13 +1226,12 @@ def export_role_policy(r: ExportResources) -> Document:
                 }
             },
         },
-        {
-            "Sid": "UseTheDataKeyThroughServicesOnly",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            "Resource": r.data_key_arn,
-            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
-        },
+        _data_key_via_services(
+            "UseTheDataKeyThroughServicesOnly",
+            ("kms:Decrypt", "kms:GenerateDataKey"),
+            r.data_key_arn,
+            r.via_service_endpoints,
+        ),
         _own_log_group_statement(r.log_group_arn),
     ]
     if r.failure_queue_arn:
@@ -1272,13 +1281,12 @@ def export_link_role_policy(r: ExportLinkResources) -> Document:
             "Action": ["s3:GetObject"],
             "Resource": _objects(partition, r.exports_bucket, EXPORTS_PREFIX),
         },
-        {
-            "Sid": "DecryptPackagesAndLinksThroughServicesOnly",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt"],
-            "Resource": r.data_key_arn,
-            "Condition": {"StringEquals": {"kms:ViaService": sorted(r.via_service_endpoints)}},
-        },
+        _data_key_via_services(
+            "DecryptPackagesAndLinksThroughServicesOnly",
+            ("kms:Decrypt",),
+            r.data_key_arn,
+            r.via_service_endpoints,
+        ),
         _own_log_group_statement(r.log_group_arn),
     )
 

@@ -9,6 +9,7 @@ does not log a direct invocation's answer.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +35,10 @@ class Runtime:
         return cls(settings=ExportSettings.from_env(), clients=Clients.from_session())
 
 
-_runtime: Runtime | None = None
-
-
+@functools.cache
 def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.from_environment()
-    return _runtime
+    """The execution environment's runtime, built on the first invocation."""
+    return Runtime.from_environment()
 
 
 @logger.inject_lambda_context(clear_state=True)

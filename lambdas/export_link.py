@@ -16,6 +16,7 @@ by the first 12 hex digits of its SHA-256, never by the token.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,14 @@ TOKEN_LOG_HEX = 12  # how much of the token's SHA-256 the log shows
 # Neither the token in the URL nor the package's URL may be cached or passed on as a Referer.
 _HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 # The landing page: no script, no external resource, not framable; its form posts to itself.
+# No form-action directive: browsers (Chrome, Edge) apply it to the redirect that follows the
+# POST, which goes to S3, so 'self' would block the download after the link was spent; the form
+# has no action attribute, so there is nothing for the directive to protect.
 _PAGE_HEADERS = {
     **_HEADERS,
     "Content-Type": "text/html; charset=utf-8",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
 }
 LANDING_PAGE = """<!doctype html>
@@ -74,14 +78,10 @@ class Runtime:
         )
 
 
-_runtime: Runtime | None = None
-
-
+@functools.cache
 def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.from_environment()
-    return _runtime
+    """The execution environment's runtime, built on the first invocation."""
+    return Runtime.from_environment()
 
 
 def gone() -> dict[str, Any]:

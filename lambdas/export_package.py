@@ -160,10 +160,25 @@ class Manifest:
     members: tuple[Member, ...]
 
 
+MIN_RSA_BITS = 2048
+
+
 def check_recipient(certificate: x509.Certificate) -> None:
-    """PackageError ``recipient-not-rsa`` unless the certificate's key can receive a content key."""
-    if not isinstance(certificate.public_key(), rsa.RSAPublicKey):
+    """PackageError unless the certificate's key may receive a content key: ``recipient-not-rsa``
+    (CMS key transport here is RSA), ``recipient-weak-key`` (below 2048 bits), or
+    ``recipient-not-for-encryption`` (a KeyUsage extension without keyEncipherment: the key is
+    certified for something else, e.g. signing only)."""
+    public = certificate.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
         raise PackageError("recipient-not-rsa")
+    if public.key_size < MIN_RSA_BITS:
+        raise PackageError("recipient-weak-key", f"{public.key_size} bits: at least {MIN_RSA_BITS}")
+    try:
+        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.key_encipherment:
+        raise PackageError("recipient-not-for-encryption")
 
 
 def check_key_pair(key: object, certificate: x509.Certificate) -> None:

@@ -91,7 +91,14 @@ ERRORS: dict[str, str] = {
     "with the research-copy function or pacs-kit export --deid",
     "instance-unreadable": "an archived instance is not a DICOM Part 10 file with safe UIDs",
     "signer-certificate-mismatch": "exportSignerCertificate does not certify the signing KMS key",
+    "study-too-large": "an instance or the whole study exceeds what one export package holds "
+    "(MAX_INSTANCE_BYTES each, MAX_STUDY_BYTES in all): export it with pacs-kit export",
 }
+# One package is built in the function: each instance is encrypted in memory (2 GiB function),
+# the zip is spooled in /tmp (4 GiB) and put with one PutObject. Checked from the listing, before
+# any work, so a large study answers a code instead of running out of memory or disk.
+MAX_INSTANCE_BYTES = 512 * 1024 * 1024
+MAX_STUDY_BYTES = 3 * 1024 * 1024 * 1024
 # Why a link was refused (the link-refused audit event); the recipient sees one answer for all.
 REFUSALS = ("unknown", "used", "expired")
 
@@ -165,7 +172,14 @@ def parse_request(
 
 
 def _recipient(pem: object, now: dt.datetime) -> x509.Certificate:
-    if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
+    # Exactly one certificate: nothing else travels in the field (no second certificate that
+    # would be silently ignored, no key, no trailing text).
+    if (
+        not isinstance(pem, str)
+        or pem.count("-----BEGIN") != 1
+        or not pem.strip().startswith("-----BEGIN CERTIFICATE-----")
+        or not pem.strip().endswith("-----END CERTIFICATE-----")
+    ):
         raise ExportError("recipient-invalid")
     try:
         certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
@@ -221,15 +235,19 @@ class Package:
 
 def study_keys(s3: Any, bucket: str, study_uid: str) -> tuple[list[str], bool]:
     """The archive's instance keys of the study (current versions, sorted) and whether any object
-    at all lies under its prefix."""
+    at all lies under its prefix; ExportError ``study-too-large`` past the package's limits."""
     prefix = f"{ARCHIVE_PREFIX}{study_uid}/"  # the slash: study 1.2.3 is not study 1.2.34
-    keys, found = [], False
+    keys, found, total = [], False, 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             found = True
             key = item["Key"]
             if key.endswith(".dcm") and not key.endswith(SIDECAR_SUFFIX):
                 keys.append(key)
+                size = int(item.get("Size", 0))
+                total += size
+                if size > MAX_INSTANCE_BYTES or total > MAX_STUDY_BYTES:
+                    raise ExportError("study-too-large")
     return sorted(keys), found
 
 

@@ -8,6 +8,7 @@ one structured audit event per object, and one per failed record (docs/audit-eve
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,14 +53,10 @@ class Runtime:
         return cls(pipeline=pipeline, idempotency=config, process=once)
 
 
-_runtime: Runtime | None = None
-
-
+@functools.cache
 def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.from_environment()
-    return _runtime
+    """The execution environment's runtime, built on the first invocation."""
+    return Runtime.from_environment()
 
 
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:

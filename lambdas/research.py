@@ -9,6 +9,7 @@ each object — one per project it is routed to (``research-copied`` or ``resear
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,14 +65,10 @@ def _summary(events: list[dict[str, Any]]) -> dict[str, int]:
     return {"copies": messages.count("research-copied"), "held": messages.count("research-held")}
 
 
-_runtime: Runtime | None = None
-
-
+@functools.cache
 def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = Runtime.from_environment()
-    return _runtime
+    """The execution environment's runtime, built on the first invocation."""
+    return Runtime.from_environment()
 
 
 def record_handler(record: SQSRecord) -> list[dict[str, int]]:

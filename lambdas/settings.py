@@ -96,7 +96,9 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(
+    env: Mapping[str, str], name: str, default: int, maximum: int | None = None
+) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -106,6 +108,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"environment variable {name} must be a positive integer") from None
     if value <= 0:
         raise SettingsError(f"environment variable {name} must be a positive integer")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"environment variable {name} must be at most {maximum}")
     return value
 
 
@@ -125,9 +129,10 @@ def _package_root(env: Mapping[str, str]) -> Path:
     return Path(root) if root else Path(__file__).resolve().parent.parent
 
 
-def _trust_bundle(env: Mapping[str, str]) -> str:
-    """The text of the packaged trust bundle named by SIGNATURE_TRUST_BUNDLE, or ""."""
-    raw = env.get(SIGNATURE_TRUST_BUNDLE, "").strip()
+def _packaged_certificate(env: Mapping[str, str], name: str) -> str:
+    """The PEM text of the packaged certificate file that ``name`` names, or "" when it is empty
+    (the ingest function's SIGNATURE_TRUST_BUNDLE, the export function's EXPORT_SIGNER_CERT)."""
+    raw = env.get(name, "").strip()
     if not raw:
         return ""
     path = Path(raw)
@@ -135,11 +140,11 @@ def _trust_bundle(env: Mapping[str, str]) -> str:
         text = (path if path.is_absolute() else _package_root(env) / path).read_text("ascii")
     except (OSError, ValueError):
         raise SettingsError(
-            f"environment variable {SIGNATURE_TRUST_BUNDLE} names {raw!r}, which is not a "
-            "readable PEM file of the function's package"
+            f"environment variable {name} names {raw!r}, which is not a readable PEM file of "
+            "the function's package"
         ) from None
     if "BEGIN CERTIFICATE" not in text:
-        raise SettingsError(f"{SIGNATURE_TRUST_BUNDLE}: {raw!r} holds no PEM certificate")
+        raise SettingsError(f"{name}: {raw!r} holds no PEM certificate")
     return text
 
 
@@ -170,7 +175,7 @@ class IngestSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> IngestSettings:
         env = os.environ if env is None else env
         policy = _signature_policy(env)
-        trust = _trust_bundle(env)
+        trust = _packaged_certificate(env, SIGNATURE_TRUST_BUNDLE)
         if policy == "require-valid" and not trust:
             # Nothing could be valid: every object would be quarantined.
             raise SettingsError(
@@ -347,31 +352,6 @@ class ResearchSettings:
         )
 
 
-def _bounded_int(env: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    value = _positive_int(env, name, default)
-    if value > maximum:
-        raise SettingsError(f"environment variable {name} must be at most {maximum}")
-    return value
-
-
-def _packaged_certificate(env: Mapping[str, str], name: str) -> str:
-    """The PEM text of the packaged certificate file ``name`` names, or "" when it is empty."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return ""
-    path = Path(raw)
-    try:
-        text = (path if path.is_absolute() else _package_root(env) / path).read_text("ascii")
-    except (OSError, ValueError):
-        raise SettingsError(
-            f"environment variable {name} names {raw!r}, which is not a readable PEM file of "
-            "the function's package"
-        ) from None
-    if "BEGIN CERTIFICATE" not in text:
-        raise SettingsError(f"{name}: {raw!r} holds no PEM certificate")
-    return text
-
-
 @dataclass(frozen=True)
 class ExportSettings:
     """Everything the export function needs to know about its stack."""
@@ -401,7 +381,7 @@ class ExportSettings:
             signing_key_arn=_required(env, SIGNING_KEY_ARN),
             link_url=link_url,
             signer_certificate_pem=_packaged_certificate(env, EXPORT_SIGNER_CERT),
-            link_minutes=_bounded_int(env, LINK_MINUTES, DEFAULT_LINK_MINUTES, MAX_LINK_MINUTES),
+            link_minutes=_positive_int(env, LINK_MINUTES, DEFAULT_LINK_MINUTES, MAX_LINK_MINUTES),
         )
 
 
@@ -419,7 +399,7 @@ class LinkSettings:
         return cls(
             exports_bucket=_required(env, EXPORTS_BUCKET),
             exports_table=_required(env, EXPORTS_TABLE),
-            presign_seconds=_bounded_int(
+            presign_seconds=_positive_int(
                 env, PRESIGN_SECONDS, DEFAULT_PRESIGN_SECONDS, MAX_PRESIGN_SECONDS
             ),
         )

@@ -223,10 +223,14 @@ def _export_options(args: argparse.Namespace) -> _Options:
     try:
         pkg.check_recipient(recipient)
     except pkg.PackageError as exc:
-        raise UsageError(
-            f"{args.recipient}: the recipient key is not RSA (CMS key transport "
-            "here is RSA key transport): issue the recipient an RSA certificate"
-        ) from exc
+        why = {
+            "recipient-not-rsa": "the recipient key is not RSA (CMS key transport here is RSA key "
+            "transport): issue the recipient an RSA certificate",
+            "recipient-weak-key": f"the recipient key is too short ({exc})",
+            "recipient-not-for-encryption": "the certificate's key usage does not allow "
+            "keyEncipherment: it is not certified to receive keys",
+        }.get(exc.code, str(exc))
+        raise UsageError(f"{args.recipient}: {why}") from exc
     now = dt.datetime.now(dt.UTC)
     if not recipient.not_valid_before_utc <= now <= recipient.not_valid_after_utc:
         raise UsageError(f"{args.recipient}: the recipient certificate is not valid now")
@@ -470,7 +474,12 @@ def extract_package(archive: Path, into: Path) -> None:
                     raise pkg.PackageError("package-invalid", "a zip entry is not a regular file")
                 if entry.compress_type not in _ZIP_METHODS:
                     raise pkg.PackageError("package-invalid", "unsupported zip compression")
-            if sum(e.file_size for e in entries) > shutil.disk_usage(into).free:
+            declared = sum(e.file_size for e in entries)
+            # Encrypted members do not compress: a package that expands far beyond its own size
+            # is a zip bomb, refused before any byte is written (zipfile refuses sizes that lie).
+            if declared > 2 * archive.stat().st_size + 1024 * 1024:
+                raise pkg.PackageError("package-invalid", "expands far beyond its own size")
+            if declared > shutil.disk_usage(into).free:
                 raise pkg.PackageError("package-invalid", "larger than the free space to unpack")
             for entry in entries:
                 # The name is checked above: plain, so it stays inside ``into``.

@@ -74,15 +74,16 @@ def identity(
     days: int = 365,
     not_before: datetime.datetime | None = None,
     expired: bool = False,
+    rsa_bits: int = 2048,
 ) -> Identity:
-    """A fresh key (EC P-256 or RSA-2048) and a certificate ``CN=subject`` for it.
+    """A fresh key (EC P-256 or RSA of ``rsa_bits``) and a certificate ``CN=subject`` for it.
 
     Self-signed unless ``issuer`` is given. Valid from ``not_before`` (default a day ago) for
     ``days`` days from now; ``expired`` makes it valid from 30 days ago until yesterday. A CA's
     keyUsage is keyCertSign + cRLSign (none with ``usage="any"``); SKI always, AKI when issued.
     """
     key: PrivateKey = (
-        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
         if algorithm == "rsa"
         else ec.generate_private_key(ec.SECP256R1())
     )

@@ -16,7 +16,6 @@ access limited to the link function (the token in the query string is the creden
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -25,15 +24,15 @@ import pulumi_aws as aws
 from infra.components.archive import bucket_name
 from infra.components.bucket import Lifecycle, SecureBucket, SecureBucketArgs
 from infra.components.ingest import (
-    ALARM_PERIOD_SECONDS,
-    DLQ_RETENTION_SECONDS,
     EPHEMERAL_MIN_MB,
+    FunctionHost,
     FunctionSpec,
     VpcFunctionArgs,
-    encrypted_queue,
+    encrypted_table,
+    failure_alarm,
+    failure_queue,
     function_code,
     function_name,
-    tls_only_queue_policy,
     vpc_function,
 )
 from infra.config import ExportSettings
@@ -115,14 +114,10 @@ class ExportsArgs:
     signing_key: aws.kms.Key
     # keys.py's key spec of the signing key: which algorithms kms:Sign may use.
     signing_key_spec: str
-    logs_key: aws.kms.Key
-    layer_arn: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    # The pipeline functions' group: the same endpoints (S3, DynamoDB, KMS, SQS, Logs).
-    security_group_id: pulumi.Input[str]
+    # The ingest pipeline's: the same layer, logs key, boundary, subnets and security group
+    # (the same endpoints: S3, DynamoDB, KMS, SQS, Logs).
+    host: FunctionHost
     operations_topic_arn: pulumi.Input[str]
-    log_retention_days: int
-    permissions_boundary: pulumi.Input[str]
 
 
 class Exports(pulumi.ComponentResource):
@@ -165,31 +160,22 @@ class Exports(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.table = aws.dynamodb.Table(
+        self.table = encrypted_table(
             f"{name}-links-table",
-            name=f"{prefix}-export-links",
-            billing_mode="PAY_PER_REQUEST",
+            f"{prefix}-export-links",
+            args.data_key,
+            child,
             # The SHA-256 of the link's token: the table never holds a usable token.
             hash_key="token_sha256",
-            attributes=[{"name": "token_sha256", "type": "S"}],
-            ttl={"attribute_name": "ttl", "enabled": True},
-            point_in_time_recovery={"enabled": True},
-            server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
-            deletion_protection_enabled=True,
+            ttl_attribute="ttl",
             # Token hashes and package keys, no PHI; rows expire by TTL.
             tags={"purpose": "export-links", "data-classification": "confidential"},
-            opts=child,
         )
         # Where Lambda reports a failed asynchronous export (operators invoke synchronously; an
         # asynchronous call's failure must still reach someone).
-        self.failures = encrypted_queue(
-            f"{name}-failures",
-            f"{prefix}-export-failures",
-            args.data_key,
-            DLQ_RETENTION_SECONDS,
-            child,
+        self.failures = failure_queue(
+            f"{name}-failures", f"{prefix}-export-failures", args.data_key, account, child
         )
-        tls_only_queue_policy(f"{name}-failures-policy", self.failures, account, child)
 
         # --- the link function and its public URL ------------------------------------------------
         self.roles = {}
@@ -197,23 +183,16 @@ class Exports(pulumi.ComponentResource):
         link = vpc_function(
             f"{name}-{LINK_FUNCTION}",
             VpcFunctionArgs(
-                account=account,
+                host=args.host,
                 physical_name=link_role_name(prefix),
                 spec=LINK_SPEC,
                 code=function_code(),
-                layer_arn=args.layer_arn,
                 environment={
                     env.EXPORTS_BUCKET: self.bucket.name,
                     env.EXPORTS_TABLE: self.table.name,
                     env.PRESIGN_SECONDS: str(env.DEFAULT_PRESIGN_SECONDS),
                 },
                 role_policy=lambda group: self._link_policy(args, group),
-                data_key=args.data_key,
-                logs_key=args.logs_key,
-                log_retention_days=args.log_retention_days,
-                permissions_boundary=args.permissions_boundary,
-                subnet_ids=args.subnet_ids,
-                security_group_id=args.security_group_id,
                 ephemeral_storage_mb=EPHEMERAL_MIN_MB,
                 reserved_concurrency=LINK_CONCURRENCY,
             ),
@@ -259,11 +238,10 @@ class Exports(pulumi.ComponentResource):
         export = vpc_function(
             f"{name}-{EXPORT_FUNCTION}",
             VpcFunctionArgs(
-                account=account,
+                host=args.host,
                 physical_name=export_role_name(prefix),
                 spec=EXPORT_SPEC,
                 code=function_code(files=files),
-                layer_arn=args.layer_arn,
                 environment={
                     env.ARCHIVE_BUCKET: args.archive.name,
                     env.EXPORTS_BUCKET: self.bucket.name,
@@ -275,12 +253,6 @@ class Exports(pulumi.ComponentResource):
                     env.LINK_MINUTES: str(settings.link_minutes),
                 },
                 role_policy=lambda group: self._export_policy(args, group),
-                data_key=args.data_key,
-                logs_key=args.logs_key,
-                log_retention_days=args.log_retention_days,
-                permissions_boundary=args.permissions_boundary,
-                subnet_ids=args.subnet_ids,
-                security_group_id=args.security_group_id,
                 ephemeral_storage_mb=EXPORT_EPHEMERAL_MB,
                 reserved_concurrency=EXPORT_CONCURRENCY,
             ),
@@ -301,49 +273,26 @@ class Exports(pulumi.ComponentResource):
         )
 
         # --- alarms -----------------------------------------------------------------------------
-        for alarm, description, namespace, metric, statistic, dimensions in (
-            (
-                "export-failures-not-empty",
-                "an asynchronous export failed: read the message and the export log group",
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                "Maximum",
-                {"QueueName": self.failures.name},
-            ),
-            (
-                "export-errors",
-                "the export function failed: read its log group for the error",
-                "AWS/Lambda",
-                "Errors",
-                "Sum",
-                {"FunctionName": self.export_function.name},
-            ),
-            (
-                "export-link-errors",
-                "the one-time link function failed: read its log group for the error",
-                "AWS/Lambda",
-                "Errors",
-                "Sum",
-                {"FunctionName": self.link_function.name},
-            ),
+        topic = args.operations_topic_arn
+        failure_alarm(
+            f"{name}-export-failures-not-empty-alarm",
+            f"{prefix}-export-failures-not-empty",
+            "an asynchronous export failed: read the message and the export log group",
+            self.failures,
+            topic,
+            self,
+        )
+        for function, fn, what in (
+            ("export", self.export_function, "the export function"),
+            ("export-link", self.link_function, "the one-time link function"),
         ):
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{alarm}-alarm",
-                name=f"{prefix}-{alarm}",
-                alarm_description=description,
-                namespace=namespace,
-                metric_name=metric,
-                statistic=statistic,
-                dimensions=dimensions,
-                period=ALARM_PERIOD_SECONDS,
-                evaluation_periods=1,
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-                # No datapoints means nothing failed.
-                treat_missing_data="notBreaching",
-                alarm_actions=[args.operations_topic_arn],
-                ok_actions=[args.operations_topic_arn],
-                opts=child,
+            failure_alarm(
+                f"{name}-{function}-errors-alarm",
+                f"{prefix}-{function}-errors",
+                f"{what} failed: read its log group for the error",
+                fn,
+                topic,
+                self,
             )
 
         self.register_outputs(

@@ -163,6 +163,8 @@ class IngestPipeline(pulumi.ComponentResource):
     roles: dict[str, aws.iam.Role]
     log_groups: dict[str, aws.cloudwatch.LogGroup]
     operations_topic: aws.sns.Topic
+    # Where the pipeline's functions run; the research and export functions run there too.
+    function_host: FunctionHost
 
     def __init__(
         self, name: str, args: IngestPipelineArgs, opts: pulumi.ResourceOptions | None = None
@@ -188,43 +190,28 @@ class IngestPipeline(pulumi.ComponentResource):
             self,
         )
         self.queue, self.dead_letter_queue = queues.queue, queues.dead_letter_queue
-        self.verify_failures = encrypted_queue(
-            f"{name}-verify-failures",
-            f"{prefix}-verify-failures",
-            args.data_key,
-            DLQ_RETENTION_SECONDS,
-            child,
-        )
-        tls_only_queue_policy(
-            f"{name}-verify-failures-policy", self.verify_failures, account, child
+        self.verify_failures = failure_queue(
+            f"{name}-verify-failures", f"{prefix}-verify-failures", args.data_key, account, child
         )
 
         # --- tables -----------------------------------------------------------------------------
-        self.index_table = aws.dynamodb.Table(
+        self.index_table = encrypted_table(
             f"{name}-index-table",
-            name=f"{prefix}-index",
-            billing_mode="PAY_PER_REQUEST",
+            f"{prefix}-index",
+            args.data_key,
+            child,
             hash_key="sop_instance_uid",
-            attributes=[{"name": "sop_instance_uid", "type": "S"}],
-            point_in_time_recovery={"enabled": True},
-            server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
-            deletion_protection_enabled=True,
             tags={**args.backup_tag, "purpose": "ingest-index", "data-classification": "phi"},
-            opts=child,
         )
-        self.idempotency_table = aws.dynamodb.Table(
+        self.idempotency_table = encrypted_table(
             f"{name}-idempotency-table",
-            name=f"{prefix}-idempotency",
-            billing_mode="PAY_PER_REQUEST",
+            f"{prefix}-idempotency",
+            args.data_key,
+            child,
             # Powertools idempotency's record layout: key "id", expiry epoch in "expiration".
             hash_key="id",
-            attributes=[{"name": "id", "type": "S"}],
-            ttl={"attribute_name": "expiration", "enabled": True},
-            point_in_time_recovery={"enabled": True},
-            server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
-            deletion_protection_enabled=True,
+            ttl_attribute="expiration",
             tags={"purpose": "ingest-idempotency", "data-classification": "phi"},
-            opts=child,
         )
 
         # --- network, code, layer ---------------------------------------------------------------
@@ -296,25 +283,28 @@ class IngestPipeline(pulumi.ComponentResource):
         }
         # Verify streams archived objects through SHA-256 and never spools them.
         storage = {"ingest": ephemeral_storage_mb(args.max_object_mib), "verify": EPHEMERAL_MIN_MB}
+        self.function_host = host = FunctionHost(
+            account=account,
+            layer_arn=self.layer.arn,
+            data_key=args.data_key,
+            logs_key=args.logs_key,
+            log_retention_days=args.log_retention_days,
+            permissions_boundary=args.permissions_boundary,
+            subnet_ids=args.subnet_ids,
+            security_group_id=self.security_group.id,
+        )
         for function, spec in FUNCTIONS.items():
             built = vpc_function(
                 f"{name}-{function}",
                 VpcFunctionArgs(
-                    account=account,
+                    host=host,
                     physical_name=function_name(prefix, function),
                     spec=spec,
                     code=codes[function],
-                    layer_arn=self.layer.arn,
                     environment=environments[function],
                     role_policy=lambda group, function=function: self._role_policy(  # type: ignore[misc]
                         function, args, group
                     ),
-                    data_key=args.data_key,
-                    logs_key=args.logs_key,
-                    log_retention_days=args.log_retention_days,
-                    permissions_boundary=args.permissions_boundary,
-                    subnet_ids=args.subnet_ids,
-                    security_group_id=self.security_group.id,
                     ephemeral_storage_mb=storage[function],
                     reserved_concurrency=concurrency[function],
                 ),
@@ -354,24 +344,22 @@ class IngestPipeline(pulumi.ComponentResource):
             ("dlq", self.dead_letter_queue, "inbox events failed ingest repeatedly"),
             ("verify-failures", self.verify_failures, "verify runs failed"),
         ):
-            self._alarm(
+            failure_alarm(
                 f"{name}-{queue_name}-alarm",
                 f"{prefix}-{queue_name}-not-empty",
                 f"{what}: inspect the messages in the queue, fix, then redrive",
-                namespace="AWS/SQS",
-                metric="ApproximateNumberOfMessagesVisible",
-                statistic="Maximum",
-                dimensions={"QueueName": queue.name},
+                queue,
+                self.operations_topic.arn,
+                self,
             )
         for function, fn in self.functions.items():
-            self._alarm(
+            failure_alarm(
                 f"{name}-{function}-errors-alarm",
                 f"{prefix}-{function}-errors",
                 f"the {function} function failed: read its log group for the error",
-                namespace="AWS/Lambda",
-                metric="Errors",
-                statistic="Sum",
-                dimensions={"FunctionName": fn.name},
+                fn,
+                self.operations_topic.arn,
+                self,
             )
 
         self.register_outputs(
@@ -468,35 +456,40 @@ class IngestPipeline(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[role_policy]),
         )
 
-    def _alarm(
-        self,
-        resource_name: str,
-        alarm_name: str,
-        description: str,
-        *,
-        namespace: str,
-        metric: str,
-        statistic: str,
-        dimensions: Mapping[str, pulumi.Input[str]],
-    ) -> aws.cloudwatch.MetricAlarm:
-        return aws.cloudwatch.MetricAlarm(
-            resource_name,
-            name=alarm_name,
-            alarm_description=description,
-            namespace=namespace,
-            metric_name=metric,
-            statistic=statistic,
-            dimensions=dict(dimensions),
-            period=ALARM_PERIOD_SECONDS,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            # No datapoints means nothing failed.
-            treat_missing_data="notBreaching",
-            alarm_actions=[self.operations_topic.arn],
-            ok_actions=[self.operations_topic.arn],
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+
+def failure_alarm(
+    resource_name: str,
+    alarm_name: str,
+    description: str,
+    watched: aws.sqs.Queue | aws.lambda_.Function,
+    topic_arn: pulumi.Input[str],
+    parent: pulumi.Resource,
+) -> aws.cloudwatch.MetricAlarm:
+    """Notifies the operations topic when a (dead-letter or failure) queue holds a message or
+    when a function fails."""
+    if isinstance(watched, aws.sqs.Queue):
+        namespace, metric, statistic = "AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"
+        dimension = "QueueName"
+    else:
+        namespace, metric, statistic, dimension = "AWS/Lambda", "Errors", "Sum", "FunctionName"
+    return aws.cloudwatch.MetricAlarm(
+        resource_name,
+        name=alarm_name,
+        alarm_description=description,
+        namespace=namespace,
+        metric_name=metric,
+        statistic=statistic,
+        dimensions={dimension: watched.name},
+        period=ALARM_PERIOD_SECONDS,
+        evaluation_periods=1,
+        comparison_operator="GreaterThanThreshold",
+        threshold=0,
+        # No datapoints means nothing failed.
+        treat_missing_data="notBreaching",
+        alarm_actions=[topic_arn],
+        ok_actions=[topic_arn],
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
 
 
 @dataclass(frozen=True)
@@ -642,6 +635,49 @@ def tls_only_queue_policy(
     )
 
 
+def failure_queue(
+    resource_name: str,
+    queue_name: str,
+    key: aws.kms.Key,
+    account: Account,
+    opts: pulumi.ResourceOptions,
+) -> aws.sqs.Queue:
+    """Where Lambda reports a failed asynchronous invocation: encrypted, TLS only, kept as long
+    as a dead-letter queue. Its policy is ``<resource_name>-policy``."""
+    queue = encrypted_queue(resource_name, queue_name, key, DLQ_RETENTION_SECONDS, opts)
+    tls_only_queue_policy(f"{resource_name}-policy", queue, account, opts)
+    return queue
+
+
+def encrypted_table(
+    resource_name: str,
+    table_name: str,
+    key: aws.kms.Key,
+    opts: pulumi.ResourceOptions,
+    *,
+    hash_key: str,
+    tags: Mapping[str, str],
+    range_key: str | None = None,
+    ttl_attribute: str | None = None,
+) -> aws.dynamodb.Table:
+    """An on-demand table of string keys, encrypted with the stack's key, with point-in-time
+    recovery and deletion protection; rows expire by ``ttl_attribute`` when one is named."""
+    return aws.dynamodb.Table(
+        resource_name,
+        name=table_name,
+        billing_mode="PAY_PER_REQUEST",
+        hash_key=hash_key,
+        range_key=range_key,
+        attributes=[{"name": k, "type": "S"} for k in (hash_key, range_key) if k is not None],
+        ttl={"attribute_name": ttl_attribute, "enabled": True} if ttl_attribute else None,
+        point_in_time_recovery={"enabled": True},
+        server_side_encryption={"enabled": True, "kms_key_arn": key.arn},
+        deletion_protection_enabled=True,
+        tags=dict(tags),
+        opts=opts,
+    )
+
+
 def _ingest_environment(
     args: IngestPipelineArgs, pipeline: IngestPipeline
 ) -> dict[str, pulumi.Input[str]]:
@@ -692,23 +728,30 @@ def function_code(
 
 
 @dataclass(frozen=True)
-class VpcFunctionArgs:
-    """One function of the stack: its code, settings, role policy and where it runs."""
+class FunctionHost:
+    """What a component's functions share: the layer, keys, log retention, boundary, network."""
 
     account: Account
-    physical_name: str
-    spec: FunctionSpec
-    code: pulumi.Archive
     layer_arn: pulumi.Input[str]
-    environment: Mapping[str, pulumi.Input[str]]
-    # The role's whole identity policy (JSON), built from the function's log group.
-    role_policy: Callable[[aws.cloudwatch.LogGroup], pulumi.Input[str]]
     data_key: aws.kms.Key
     logs_key: aws.kms.Key
     log_retention_days: int
     permissions_boundary: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class VpcFunctionArgs:
+    """One function of the stack: its code, settings, role policy, and where it runs (host)."""
+
+    host: FunctionHost
+    physical_name: str
+    spec: FunctionSpec
+    code: pulumi.Archive
+    environment: Mapping[str, pulumi.Input[str]]
+    # The role's whole identity policy (JSON), built from the function's log group.
+    role_policy: Callable[[aws.cloudwatch.LogGroup], pulumi.Input[str]]
     ephemeral_storage_mb: int
     reserved_concurrency: int
 
@@ -732,20 +775,21 @@ def vpc_function(
     ``<resource_name>``; the role (named like the function) carries the permissions boundary.
     """
     child = pulumi.ResourceOptions(parent=parent)
+    host = args.host
     physical = args.physical_name
     log_group = encrypted_log_group(
         f"{resource_name}-logs",
         group_name=f"/aws/lambda/{physical}",
-        logs_key=args.logs_key,
-        retention_days=args.log_retention_days,
+        logs_key=host.logs_key,
+        retention_days=host.log_retention_days,
         opts=child,
     )
     role = aws.iam.Role(
         f"{resource_name}-role",
         name=physical,
         description=f"Execution role of the {physical} function",
-        permissions_boundary=args.permissions_boundary,
-        assume_role_policy=json.dumps(service_trust_policy("lambda.amazonaws.com", args.account)),
+        permissions_boundary=host.permissions_boundary,
+        assume_role_policy=json.dumps(service_trust_policy("lambda.amazonaws.com", host.account)),
         opts=child,
     )
     role_policy = aws.iam.RolePolicy(
@@ -760,7 +804,7 @@ def vpc_function(
     vpc_access = aws.iam.RolePolicyAttachment(
         f"{resource_name}-vpc-access",
         role=role.name,
-        policy_arn=f"arn:{args.account.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
+        policy_arn=f"arn:{host.account.partition}:iam::aws:policy/{VPC_ACCESS_POLICY}",
         opts=child,
     )
     spec = args.spec
@@ -773,17 +817,17 @@ def vpc_function(
         architectures=[packaging.LAMBDA_ARCHITECTURE],
         handler=spec.handler,
         code=args.code,
-        layers=[args.layer_arn],
+        layers=[host.layer_arn],
         timeout=spec.timeout_seconds,
         memory_size=spec.memory_mb,
         ephemeral_storage={"size": args.ephemeral_storage_mb},
         reserved_concurrent_executions=args.reserved_concurrency,
         environment={"variables": {"POWERTOOLS_SERVICE_NAME": spec.service, **args.environment}},
         # The stack's key, not Lambda's AWS-managed one: its policy names who may read.
-        kms_key_arn=args.data_key.arn,
+        kms_key_arn=host.data_key.arn,
         vpc_config={
-            "subnet_ids": list(args.subnet_ids),
-            "security_group_ids": [args.security_group_id],
+            "subnet_ids": list(host.subnet_ids),
+            "security_group_ids": [host.security_group_id],
         },
         logging_config={
             "log_format": "JSON",

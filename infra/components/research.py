@@ -16,7 +16,7 @@ deletion protection.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -24,11 +24,13 @@ import pulumi_aws as aws
 
 from infra.components.bucket import SecureBucket
 from infra.components.ingest import (
-    ALARM_PERIOD_SECONDS,
     EPHEMERAL_MIN_MB,
+    FunctionHost,
     FunctionSpec,
     NotifiedQueueArgs,
     VpcFunctionArgs,
+    encrypted_table,
+    failure_alarm,
     function_code,
     function_name,
     notified_queue,
@@ -90,19 +92,15 @@ class ResearchCopyArgs:
     quarantine: SecureBucket
     data_key: aws.kms.Key
     pseudonym_key: aws.kms.Key
-    logs_key: aws.kms.Key
     # None without researchLinkage.
     linkage_key: aws.kms.Key | None
     # The ingest pipeline's: Powertools keys its records by function, so they never collide.
     idempotency_table: aws.dynamodb.Table
-    layer_arn: pulumi.Input[str]
-    subnet_ids: Sequence[pulumi.Input[str]]
-    # The ingest functions' group: the same endpoints (S3, DynamoDB, KMS, SQS, Logs), nothing else.
-    security_group_id: pulumi.Input[str]
+    # The ingest pipeline's: the same layer, logs key, boundary, subnets and security group
+    # (the same endpoints: S3, DynamoDB, KMS, SQS, Logs), nothing else.
+    host: FunctionHost
     operations_topic_arn: pulumi.Input[str]
     backup_tag: Mapping[str, str]
-    log_retention_days: int
-    permissions_boundary: pulumi.Input[str]
 
 
 class ResearchCopy(pulumi.ComponentResource):
@@ -148,48 +146,34 @@ class ResearchCopy(pulumi.ComponentResource):
         # --- linkage ----------------------------------------------------------------------------
         self.linkage_table = None
         if linkage:
-            self.linkage_table = aws.dynamodb.Table(
+            self.linkage_table = encrypted_table(
                 f"{name}-linkage-table",
-                name=reidentification_role_name(prefix),
-                billing_mode="PAY_PER_REQUEST",
+                reidentification_role_name(prefix),
+                args.data_key,
+                child,
                 # lambdas/research_copy.py's record: the copy's de-identified SOP Instance UID (a
                 # keyed pseudonym, no PHI) and its project -> the originals as a linkage-key
                 # ciphertext. The project is part of the key: one key pseudonymizes for every
                 # project, so two projects' copies of an instance share the de-identified UID.
                 hash_key="deid_sop_instance_uid",
                 range_key="project",
-                attributes=[
-                    {"name": "deid_sop_instance_uid", "type": "S"},
-                    {"name": "project", "type": "S"},
-                ],
-                point_in_time_recovery={"enabled": True},
-                server_side_encryption={"enabled": True, "kms_key_arn": args.data_key.arn},
-                deletion_protection_enabled=True,
                 tags={
                     **args.backup_tag,
                     "purpose": "reidentification-linkage",
                     "data-classification": "phi",
                 },
-                opts=child,
             )
 
         # --- function ---------------------------------------------------------------------------
         built = vpc_function(
             f"{name}-{RESEARCH_FUNCTION}",
             VpcFunctionArgs(
-                account=account,
+                host=args.host,
                 physical_name=research_role_name(prefix),
                 spec=SPEC,
                 code=function_code(),
-                layer_arn=args.layer_arn,
                 environment=self._environment(args),
                 role_policy=lambda group: self._role_policy(args, group),
-                data_key=args.data_key,
-                logs_key=args.logs_key,
-                log_retention_days=args.log_retention_days,
-                permissions_boundary=args.permissions_boundary,
-                subnet_ids=args.subnet_ids,
-                security_group_id=args.security_group_id,
                 # The function reads each instance into memory; it spools nothing large.
                 ephemeral_storage_mb=EPHEMERAL_MIN_MB,
                 reserved_concurrency=RESERVED_CONCURRENCY,
@@ -216,43 +200,23 @@ class ResearchCopy(pulumi.ComponentResource):
             )
 
         # --- alarms -----------------------------------------------------------------------------
-        for alarm, description, namespace, metric, statistic, dimensions in (
-            (
-                "dlq",
-                "archive events failed research copying repeatedly: inspect the messages in the "
-                "queue, fix, then redrive",
-                "AWS/SQS",
-                "ApproximateNumberOfMessagesVisible",
-                "Maximum",
-                {"QueueName": self.dead_letter_queue.name},
-            ),
-            (
-                "errors",
-                "the research function failed: read its log group for the error",
-                "AWS/Lambda",
-                "Errors",
-                "Sum",
-                {"FunctionName": self.function.name},
-            ),
-        ):
-            aws.cloudwatch.MetricAlarm(
-                f"{name}-{alarm}-alarm",
-                name=f"{prefix}-research-{alarm}" + ("-not-empty" if alarm == "dlq" else ""),
-                alarm_description=description,
-                namespace=namespace,
-                metric_name=metric,
-                statistic=statistic,
-                dimensions=dimensions,
-                period=ALARM_PERIOD_SECONDS,
-                evaluation_periods=1,
-                comparison_operator="GreaterThanThreshold",
-                threshold=0,
-                # No datapoints means nothing failed.
-                treat_missing_data="notBreaching",
-                alarm_actions=[args.operations_topic_arn],
-                ok_actions=[args.operations_topic_arn],
-                opts=child,
-            )
+        failure_alarm(
+            f"{name}-dlq-alarm",
+            f"{prefix}-research-dlq-not-empty",
+            "archive events failed research copying repeatedly: inspect the messages in the "
+            "queue, fix, then redrive",
+            self.dead_letter_queue,
+            args.operations_topic_arn,
+            self,
+        )
+        failure_alarm(
+            f"{name}-errors-alarm",
+            f"{prefix}-research-errors",
+            "the research function failed: read its log group for the error",
+            self.function,
+            args.operations_topic_arn,
+            self,
+        )
 
         self.register_outputs(
             {
@@ -342,7 +306,7 @@ class ResearchCopy(pulumi.ComponentResource):
             ),
             # Automatic logoff: a session ends after an hour at most.
             max_session_duration=HUMAN_SESSION_SECONDS,
-            permissions_boundary=args.permissions_boundary,
+            permissions_boundary=args.host.permissions_boundary,
             tags={"duty": REIDENTIFICATION},
             opts=child,
         )

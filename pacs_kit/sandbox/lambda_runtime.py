@@ -351,7 +351,7 @@ class _Function:
 class _Isolation:
     """Gives each function its own module objects of its code package.
 
-    The handlers cache clients in module globals (``lambdas.ingest._runtime``) and Powertools
+    The handlers cache clients in module globals (``lambdas.ingest.runtime()``) and Powertools
     state in module-level objects; ingest and verify share the ``lambdas`` package. So before a
     function runs, every ``lambdas.*`` module is taken out of ``sys.modules`` and the function's
     own set (empty the first time: a cold start imports afresh, under the function's environment)

@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -15,7 +16,8 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 
 from lambdas import export_package as pkg
 from pacs_kit import export as export_cli
-from tests.export.conftest import Pki, export, usage_error
+from tests.certificates import identity, write
+from tests.export.conftest import Party, Pki, export, usage_error
 
 
 def decrypt(pki: Pki, member: Path) -> bytes:
@@ -216,6 +218,28 @@ def test_recipient_must_be_rsa(
 ) -> None:
     assert export(pki, tmp_path / "pkg", inputs, recipient=pki.ec_recipient) == 2
     assert "not RSA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("made", "needle"),
+    [
+        ({"algorithm": "rsa", "rsa_bits": 1024, "usage": "recipient"}, "too short"),
+        ({"algorithm": "rsa", "usage": "signer"}, "keyEncipherment"),
+    ],
+    ids=["rsa-1024", "signing-only"],
+)
+def test_recipient_key_must_be_strong_and_for_encryption(
+    pki: Pki,
+    inputs: list[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    made: dict[str, Any],
+    needle: str,
+) -> None:
+    weak = Party(write(identity("weak", issuer=pki.ca.identity, **made), tmp_path, "weak"))
+    assert export(pki, tmp_path / "pkg", inputs, recipient=weak) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "pkg").exists()
 
 
 @pytest.mark.parametrize("content", [None, b"not a certificate"])

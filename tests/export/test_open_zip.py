@@ -107,3 +107,18 @@ def test_the_unpacked_copy_is_removed(pki: Pki, package: Path, tmp_path: Path) -
     archive = zipped(package, tmp_path / "package.zip")
     assert open_package(archive, pki.recipient.key_pem, tmp_path / "out") == 0
     assert set(Path(tempfile.gettempdir()).glob(".pacs-kit-open.*")) == before
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(
+    pki: Pki, package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A member of zeros deflates ~1000:1; encrypted members never do.
+    archive = tmp_path / "package.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(package.iterdir()):
+            zf.write(path, path.name)
+        zf.writestr("9.p7m", b"\0" * (64 * 1024 * 1024))
+    out = tmp_path / "out"
+    assert open_package(archive, pki.recipient.key_pem, out) == 1
+    assert capsys.readouterr().out == f"refused  {archive}  package-invalid\n"
+    assert not out.exists()

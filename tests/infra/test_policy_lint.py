@@ -7,6 +7,7 @@ from that model in a few ways; each accepted finding is listed with why. Anythin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import parliament
@@ -162,15 +163,21 @@ def test_the_components_documents_are_linted(
     assert expected <= linted, f"{component}: not linted: {sorted(expected - linted)}"
 
 
-def test_policies_have_no_unexplained_findings(plan: ProgramRun) -> None:
+def unexplained_findings(found: Iterable[tuple[Registration, str]]) -> list[str]:
+    """Parliament's findings on these documents that ACCEPTED does not explain."""
     problems: list[str] = []
-    for resource, prop in documents(plan):
+    for resource, prop in found:
         accepted = ACCEPTED[(resource.type, prop)]
         analysed: Any = parliament.analyze_policy_string(for_parliament(resource.inputs[prop]))
         for finding in analysed.findings:
             must_mention, _why = accepted.get(finding.issue, ("\0", ""))
             if must_mention not in str(finding.detail):
                 problems.append(f"{resource.name}.{prop}: {finding.issue} {finding.detail}")
+    return problems
+
+
+def test_policies_have_no_unexplained_findings(plan: ProgramRun) -> None:
+    problems = unexplained_findings(documents(plan))
     assert not problems, "\n".join(problems)
 
 
@@ -199,14 +206,7 @@ def test_the_research_documents_have_no_unexplained_findings(research_plan: Prog
     # Research copies with linkage exist only with researchProjects: linted on that stack.
     found = [(r, prop) for r, prop in documents(research_plan) if r.name in RESEARCH_DOCUMENTS]
     assert {r.name for r, _ in found} == RESEARCH_DOCUMENTS
-    problems: list[str] = []
-    for resource, prop in found:
-        accepted = ACCEPTED[(resource.type, prop)]
-        analysed: Any = parliament.analyze_policy_string(for_parliament(resource.inputs[prop]))
-        for finding in analysed.findings:
-            must_mention, _why = accepted.get(finding.issue, ("\0", ""))
-            if must_mention not in str(finding.detail):
-                problems.append(f"{resource.name}.{prop}: {finding.issue} {finding.detail}")
+    problems = unexplained_findings(found)
     assert not problems, "\n".join(problems)
 
 
@@ -228,14 +228,7 @@ def test_the_export_documents_have_no_unexplained_findings(exports_plan: Program
     # The export and link functions exist only with exportsEnabled: linted on that stack.
     found = [(r, prop) for r, prop in documents(exports_plan) if r.name in EXPORT_DOCUMENTS]
     assert {r.name for r, _ in found} == EXPORT_DOCUMENTS
-    problems: list[str] = []
-    for resource, prop in found:
-        accepted = ACCEPTED[(resource.type, prop)]
-        analysed: Any = parliament.analyze_policy_string(for_parliament(resource.inputs[prop]))
-        for finding in analysed.findings:
-            must_mention, _why = accepted.get(finding.issue, ("\0", ""))
-            if must_mention not in str(finding.detail):
-                problems.append(f"{resource.name}.{prop}: {finding.issue} {finding.detail}")
+    problems = unexplained_findings(found)
     assert not problems, "\n".join(problems)
 
 

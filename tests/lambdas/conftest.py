@@ -15,10 +15,13 @@ Other moto gaps these tests live with (no shim, the product does not depend on t
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -27,6 +30,9 @@ from moto import mock_aws
 from infra.components.archive import bucket_name
 from infra.iam_documents import Account
 from lambdas import settings as env
+
+if TYPE_CHECKING:
+    from tests.lambdas.exporting import Exports
 
 REGION = "us-east-1"
 ACCOUNT = Account(
@@ -196,6 +202,12 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def fresh_runtime(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> None:
+    """Give a handler module an empty ``runtime()`` cache for this test (the next call builds
+    its clients inside the test's mock); the module's own cache is back after the test."""
+    monkeypatch.setattr(module, "runtime", functools.cache(module.runtime.__wrapped__))
+
+
 def install_stack(monkeypatch: pytest.MonkeyPatch) -> Stack:
     """Create the stack in moto (already mocked) and point the functions' environment at it."""
     created = create_stack()
@@ -203,7 +215,7 @@ def install_stack(monkeypatch: pytest.MonkeyPatch) -> Stack:
         monkeypatch.setenv(name, value)
     import lambdas.ingest as ingest  # inside the mock: clients are built on first use
 
-    monkeypatch.setattr(ingest, "_runtime", None)
+    fresh_runtime(monkeypatch, ingest)
     # The runtime's S3 client needs the moto shim; wrap the factory that builds it.
     original = ingest.Runtime.from_environment.__func__  # type: ignore[attr-defined]
 
@@ -215,13 +227,21 @@ def install_stack(monkeypatch: pytest.MonkeyPatch) -> Stack:
     monkeypatch.setattr(ingest.Runtime, "from_environment", classmethod(from_environment))
     import lambdas.research as research
 
-    monkeypatch.setattr(research, "_runtime", None)
+    fresh_runtime(monkeypatch, research)
     return created
 
 
 @pytest.fixture
 def stack(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     yield install_stack(monkeypatch)
+
+
+@pytest.fixture
+def exported(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Exports]:
+    """The stack with the export and link functions' resources and environment (signer on)."""
+    from tests.lambdas.exporting import install_exports  # it imports this module
+
+    yield install_exports(monkeypatch, tmp_path)
 
 
 @dataclass

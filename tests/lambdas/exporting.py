@@ -25,7 +25,15 @@ from lambdas import settings as env
 from lambdas.manifest import archive_key, sidecar_key
 from pacs_kit.pki import _name, init_ca, kms_csr, sign_csr
 from tests.certificates import Identity, identity, write
-from tests.lambdas.conftest import ACCOUNT, PREFIX, REGION, FakeContext, Stack, install_stack
+from tests.lambdas.conftest import (
+    ACCOUNT,
+    PREFIX,
+    REGION,
+    FakeContext,
+    Stack,
+    fresh_runtime,
+    install_stack,
+)
 from tests.lambdas.factory import ct, encode
 from tests.media.moto_kms import digest_signing
 
@@ -134,8 +142,8 @@ def install_exports(monkeypatch: pytest.MonkeyPatch, tmp: Path, *, signer: bool 
         monkeypatch.setenv(name, value)
     from lambdas import export_function, export_link
 
-    monkeypatch.setattr(export_function, "_runtime", None)
-    monkeypatch.setattr(export_link, "_runtime", None)
+    fresh_runtime(monkeypatch, export_function)
+    fresh_runtime(monkeypatch, export_link)
     return Exports(
         stack=stack,
         bucket=bucket,

@@ -8,9 +8,7 @@ import datetime as dt
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,7 +28,6 @@ from tests.lambdas.exporting import (
     Exports,
     capture,
     events,
-    install_exports,
     run_export,
     token_of,
     use_link,
@@ -38,11 +35,6 @@ from tests.lambdas.exporting import (
 from tests.media.moto_kms import digest_signing
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # the factory writes bad values
-
-
-@pytest.fixture
-def exported(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Exports]:
-    yield install_exports(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -303,6 +295,15 @@ def test_opening_the_link_spends_nothing(exported: Exports, method: str) -> None
     assert (page["body"] == "") == (method == "HEAD")
     assert [item["used"] for item in exported.links()] == [{"BOOL": False}]
     assert use_link(token)["statusCode"] == 303, "the POST still works after the previews"
+
+
+def test_the_page_does_not_block_the_redirect_to_s3(exported: Exports) -> None:
+    # Chrome and Edge apply CSP form-action to the redirect after the POST: 'self' would block
+    # the download to S3 after the link was spent.
+    token, _ = _link(exported)
+    policy = use_link(token, method="GET")["headers"]["Content-Security-Policy"]
+    assert "form-action" not in policy, policy
+    assert "frame-ancestors 'none'" in policy
 
 
 def test_the_page_is_the_same_for_any_token(exported: Exports) -> None:

@@ -10,7 +10,6 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +39,6 @@ from tests.media.moto_kms import digest_signing
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # the factory writes bad values
 
 MEMBERS = ["1.p7m", "2.p7m", "3.p7m", "manifest.json", "manifest.json.p7s"]
-
-
-@pytest.fixture
-def exported(aws: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Exports]:
-    yield install_exports(monkeypatch, tmp_path)
 
 
 @pytest.fixture
@@ -222,6 +216,8 @@ def test_a_signer_certificate_for_another_key_fails_the_export(
         ({"recipient_certificate": "ec"}, "recipient-invalid"),
         ({"recipient_certificate": "expired"}, "recipient-invalid"),
         ({"recipient_certificate": "not a certificate"}, "recipient-invalid"),
+        ({"recipient_certificate": "rsa-1024"}, "recipient-invalid"),
+        ({"recipient_certificate": "two certificates"}, "recipient-invalid"),
         ({"deidentify": True}, "deidentify-unsupported"),
         ({"options": ["clean-descriptors"]}, "request-invalid"),
         ({"link_minutes": 16}, "request-invalid"),
@@ -238,6 +234,13 @@ def test_refusals_answer_an_error_code_and_write_nothing(
     elif change.get("recipient_certificate") == "expired":
         expired = identity("old", algorithm="rsa", usage="recipient", expired=True)
         change = {"recipient_certificate": expired.pem.decode()}
+    elif change.get("recipient_certificate") == "rsa-1024":
+        weak = identity("weak", algorithm="rsa", rsa_bits=1024, usage="recipient")
+        change = {"recipient_certificate": weak.pem.decode()}
+    elif change.get("recipient_certificate") == "two certificates":
+        # A second certificate would be silently ignored: the field holds exactly one.
+        good = identity("good", algorithm="rsa", usage="recipient").pem.decode()
+        change = {"recipient_certificate": good + identity("extra").pem.decode()}
     assert run_export(exported.request(**change)) == {"error": code}
     assert exported.package_keys() == [] and exported.links() == []
     [event] = events(log)
@@ -419,3 +422,15 @@ def test_the_export_role_cannot_read_or_delete_packages(
     with pytest.raises(ClientError) as error:
         getattr(s3, operation)(Bucket=enforced_export_role.bucket, **kwargs)
     assert error.value.response["Error"]["Code"] == "AccessDenied", f"{operation} {kwargs}"
+
+
+def test_a_study_too_large_for_one_package_is_refused_before_any_work(
+    exported: Exports, log: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lambdas import exports
+
+    monkeypatch.setattr(exports, "MAX_STUDY_BYTES", 1000)  # the study's instances are larger
+    assert run_export(exported.request()) == {"error": "study-too-large"}
+    assert exported.package_keys() == [] and exported.links() == []
+    [event] = events(log)
+    assert event["reason"] == "study-too-large"
