@@ -380,17 +380,22 @@ def inspect_stream(
 
 
 @contextmanager
-def _quiet_pydicom(mode: int) -> Iterator[None]:
-    """Run pydicom with a reading-validation mode and without its warnings (they quote values)."""
+def quiet_pydicom(reading: int | None = None, writing: int | None = None) -> Iterator[None]:
+    """Run pydicom without its warnings (they quote element values: names, IDs) and, when given,
+    with these reading and writing validation modes (``pydicom.config.IGNORE``, ``WARN``,
+    ``RAISE``); the previous modes come back afterwards. The one place the kit silences pydicom."""
     settings = pydicom_config.settings
-    previous = settings.reading_validation_mode
-    settings.reading_validation_mode = mode
+    previous = settings.reading_validation_mode, settings.writing_validation_mode
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            if reading is not None:
+                settings.reading_validation_mode = reading
+            if writing is not None:
+                settings.writing_validation_mode = writing
             yield
     finally:
-        settings.reading_validation_mode = previous
+        settings.reading_validation_mode, settings.writing_validation_mode = previous
 
 
 def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> list[Reason]:
@@ -421,7 +426,7 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
 
     meta, meta_end = _read_meta(fp)
     try:
-        with _quiet_pydicom(pydicom_config.WARN):
+        with quiet_pydicom(pydicom_config.WARN):
             ts = _check_meta(meta, policy, reasons)
     except _Rejected:
         raise
@@ -447,7 +452,7 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
         raise _Rejected(*reasons, Reason("parse-error", f"the data set's {order}"))
     fp.seek(0)
     try:
-        with _quiet_pydicom(pydicom_config.RAISE):
+        with quiet_pydicom(pydicom_config.RAISE):
             ds = pydicom.dcmread(fp, defer_size=DEFER)
     except EOFError:
         raise _Rejected(*reasons, _truncated("the data set ends inside an element")) from None
@@ -457,9 +462,9 @@ def _examine(spool: _Spool, policy: ValidationPolicy, facts: dict[str, Any]) -> 
     try:
         # Structure strictly (a sequence that ends early raises); values leniently (a too-long
         # LO value is everyday reality and not a reason to refuse an image).
-        with _quiet_pydicom(pydicom_config.RAISE):
+        with quiet_pydicom(pydicom_config.RAISE):
             _check_structure(ds, size_bound, reasons)
-        with _quiet_pydicom(pydicom_config.WARN):
+        with quiet_pydicom(pydicom_config.WARN):
             _check_identity(ds, meta, policy, reasons, facts)
             _check_pixels(ds, UID(str(ts)), reasons)
             # Last: the data set is known to parse; deferred values are read from the open spool.
@@ -500,7 +505,7 @@ def _read_meta(fp: IO[bytes]) -> tuple[FileMetaDataset, int]:
     """Group 0002 as pydicom reads it (Explicit VR Little Endian right after 'DICM')."""
     fp.seek(_HEADER)
     try:
-        with _quiet_pydicom(pydicom_config.RAISE):
+        with quiet_pydicom(pydicom_config.RAISE):
             raw = read_dataset(
                 cast(BinaryIO, fp),
                 is_implicit_VR=False,

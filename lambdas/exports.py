@@ -44,7 +44,6 @@ import shutil
 import stat
 import tempfile
 import uuid
-import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from lambdas import export_package as pkg
+from lambdas.dicom_checks import quiet_pydicom
 from lambdas.kms_signing import KmsSigningError, sign_digest
 from lambdas.manifest import SIDECAR_SUFFIX
 from lambdas.settings import ARCHIVE_PREFIX, EXPORTS_PREFIX, ExportSettings
@@ -271,13 +271,9 @@ def _read_instance(s3: Any, bucket: str, key: str) -> IO[bytes]:
 def _uids(spool: IO[bytes]) -> dict[str, str]:
     """The UIDs the manifest lists; ExportError ``instance-unreadable`` unless they are UIDs."""
     spool.seek(0)
-    settings = pydicom.config.settings
-    mode = settings.reading_validation_mode
     try:
         # pydicom's validation warnings quote element values (names, IDs): none in the log.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            settings.reading_validation_mode = pydicom.config.IGNORE
+        with quiet_pydicom(reading=pydicom.config.IGNORE):
             ds = pydicom.dcmread(spool, stop_before_pixels=True)
             uids = {
                 "sop_class_uid": str(ds.SOPClassUID),
@@ -288,8 +284,6 @@ def _uids(spool: IO[bytes]) -> dict[str, str]:
             }
     except Exception:  # noqa: BLE001 - pydicom raises many kinds; none may leak a value
         raise ExportError("instance-unreadable") from None
-    finally:
-        settings.reading_validation_mode = mode
     if not all(is_uid(u) for u in uids.values()):
         raise ExportError("instance-unreadable")
     return uids

@@ -34,9 +34,8 @@ import hashlib
 import json
 import re
 import tempfile
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -50,7 +49,7 @@ from lambdas.deid.engine import Deidentifier, DeidError
 from lambdas.deid.keys import KmsKeyer
 from lambdas.deid.profile import options_from
 from lambdas.deid.verify import Finding, verify
-from lambdas.dicom_checks import CHUNK, SPOOL_IN_MEMORY, loggable_uid
+from lambdas.dicom_checks import CHUNK, SPOOL_IN_MEMORY, loggable_uid, quiet_pydicom
 from lambdas.manifest import archive_key
 from lambdas.pipeline import Source
 from lambdas.settings import (
@@ -432,9 +431,6 @@ def _spooled(spool_dir: str | None) -> Iterator[IO[bytes]]:
         yield spool
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
+def _quiet() -> AbstractContextManager[None]:
     """pydicom's warnings may quote element values (names, IDs): keep them out of the log."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    return quiet_pydicom()

@@ -80,9 +80,8 @@ from __future__ import annotations
 import copy
 import datetime
 import re
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, cast
@@ -108,6 +107,7 @@ from lambdas.deid.profile import (
     profile,
     resolve,
 )
+from lambdas.dicom_checks import quiet_pydicom
 
 if TYPE_CHECKING:
     from lambdas.deid.pixels import RedactionRule
@@ -673,21 +673,11 @@ def _patient_key(ds: Dataset) -> bytes:
     return b""
 
 
-@contextmanager
-def quiet() -> Iterator[None]:
+def quiet() -> AbstractContextManager[None]:
     """pydicom's validation warnings and log lines quote element values (names, IDs): none of
     them while a data set is de-identified, written or verified. Values are not validated while
     reading (the engine replaces what it does not keep) and are written as they are."""
-    settings = pydicom_config.settings
-    modes = settings.reading_validation_mode, settings.writing_validation_mode
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        settings.reading_validation_mode = pydicom_config.IGNORE
-        settings.writing_validation_mode = pydicom_config.IGNORE
-        try:
-            yield
-        finally:
-            settings.reading_validation_mode, settings.writing_validation_mode = modes
+    return quiet_pydicom(reading=pydicom_config.IGNORE, writing=pydicom_config.IGNORE)
 
 
 def _text(value: object) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +31,7 @@ from gateway.inbox import InboxWriter, Sender
 from infra.config import PROJECT, parse_settings
 from lambdas.deid.profile import Option
 from lambdas.deid.verify import verify
+from lambdas.dicom_checks import quiet_pydicom
 from lambdas.manifest import SIDECAR_SUFFIX, ManifestError, parse_sidecar
 from lambdas.research_copy import Route, derived_key
 from lambdas.settings import ResearchProject, parse_research_projects
@@ -285,8 +285,7 @@ def _research_events(
 
 
 def _dataset(body: bytes) -> pydicom.Dataset:
-    with warnings.catch_warnings():  # pydicom's warnings may quote values
-        warnings.simplefilter("ignore")
+    with quiet_pydicom():  # pydicom's warnings may quote values
         return pydicom.dcmread(io.BytesIO(body))
 
 
